@@ -1,0 +1,311 @@
+"""Immutable data shared by every layer: scenarios, observations, verdicts, results.
+
+Nothing here does I/O. Scenarios are built once at load time and never mutated;
+runtime state (consecutive failures, last result) lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypedDict
+
+
+class ScenarioType(enum.StrEnum):
+    API = "API"
+    TCP = "TCP"
+    UDP = "UDP"
+    BATCH = "BATCH"
+
+
+class Operator(enum.StrEnum):
+    CONTAINS = "CONTAINS"
+    NOT_CONTAINS = "NOT_CONTAINS"
+    EQ = "EQ"
+    NE = "NE"
+    GT = "GT"
+    GTE = "GTE"
+    LT = "LT"
+    LTE = "LTE"
+
+
+NUMERIC_OPERATORS = frozenset({Operator.GT, Operator.GTE, Operator.LT, Operator.LTE})
+
+
+class TextKind(enum.StrEnum):
+    JSON = "JSON"
+    HTML = "HTML"
+    XML = "XML"
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SUPPRESSED = "suppressed"
+
+
+class FailureKind(enum.StrEnum):
+    """Why a run failed, as far as events care (SPEC §6 event types)."""
+
+    UNAVAILABLE = "unavailable"  # refused, reset, DNS, TLS, closed without answer
+    TIMEOUT = "timeout"
+    WRONG_ANSWER = "wrong_answer"  # the target answered, the answer failed a check
+
+
+class EventType(enum.StrEnum):
+    AVAILABILITY_EVENT = "AVAILABILITY_EVENT"
+    ERROR_EVENT = "ERROR_EVENT"
+
+
+class Endian(enum.StrEnum):
+    BIG = "BIG"
+    LITTLE = "LITTLE"
+
+
+class IntType(enum.StrEnum):
+    BYTE = "BYTE"
+    SHORT = "SHORT"
+    INT = "INT"
+    LONG = "LONG"
+
+    @property
+    def size(self) -> int:
+        return _INT_SIZES[self]
+
+
+_INT_SIZES = {IntType.BYTE: 1, IntType.SHORT: 2, IntType.INT: 4, IntType.LONG: 8}
+
+
+# --- compiled pieces -------------------------------------------------------------------
+
+
+class Expression(Protocol):
+    """A compiled JSONPath or XPath expression (see ``monitord.expressions``)."""
+
+    @property
+    def source(self) -> str:
+        """The expression as written in the scenario file."""
+        ...
+
+    def evaluate(self, document: Any, deadline: float) -> list[Any]:
+        """Select values from a parsed document.
+
+        ``deadline`` is a ``time.monotonic()`` instant; evaluation that passes it
+        raises ``monitord.expressions.ExpressionTimeout``.
+        """
+        ...
+
+
+class CronSchedule(Protocol):
+    """A validated cron expression bound to a time zone (see ``monitord.config.cron``)."""
+
+    @property
+    def expression(self) -> str: ...
+
+    @property
+    def timezone(self) -> str: ...
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire time strictly after ``after`` (both aware, returned in UTC)."""
+        ...
+
+
+# --- scenarios ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextCheck:
+    expression: Expression
+    operator: Operator
+    operand: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextValidation:
+    kind: TextKind
+    checks: tuple[TextCheck, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ByteCheck:
+    """``responseValidation[i]``: ``expected`` must sit at ``position``."""
+
+    position: int
+    expected: bytes
+    is_hex: bool = False  # written as validationHex: show bytes as hex in messages
+
+    @property
+    def end(self) -> int:
+        return self.position + len(self.expected)
+
+
+@dataclass(frozen=True, slots=True)
+class LengthCheck:
+    """``lengthValidation``: the response is ``value(int_type at position) + base`` long."""
+
+    endian: Endian
+    position: int
+    int_type: IntType
+    base: int
+
+    @property
+    def field_end(self) -> int:
+        return self.position + self.int_type.size
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    timeout_ms: int
+    response_codes: tuple[str, ...] | None = None  # "200" or a class such as "2xx"
+    avoiding_text: str | None = None
+    text: TextValidation | None = None
+    byte_checks: tuple[ByteCheck, ...] = ()
+    length: LengthCheck | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    url: str
+    method: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    follow_redirects: bool = False
+    tls_verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SocketTarget:
+    host: str
+    port: int
+    request: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Exactly one of ``interval_s`` and ``cron`` is set."""
+
+    interval_s: int | None = None
+    cron: CronSchedule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    path: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    id: str
+    name: str
+    type: ScenarioType
+    app_key: str
+    validation: Validation
+    source: Source
+    fingerprint: str  # digest of the scenario's definition: equal digests, equal scenario
+    description: str = ""
+    schedule: Schedule | None = None  # None only for BATCH without an expected rhythm
+    regions: frozenset[str] = frozenset()
+    error_limit: int = 0
+    event_type: EventType | None = None
+    entity_selector: str | None = None
+    target: HttpTarget | SocketTarget | None = None  # None only for BATCH
+    max_response_bytes: int = 10 * 1024 * 1024
+    grace_seconds: int | None = None  # BATCH only
+
+    def runs_in(self, region: str) -> bool:
+        return not self.regions or region in self.regions
+
+
+# --- what a run produces ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFailure:
+    """The exchange itself failed: nothing (or not enough) came back to judge."""
+
+    kind: FailureKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a probe saw. Probes observe; ``monitord.checks`` judges."""
+
+    body: bytes = b""
+    status_code: int | None = None  # HTTP only
+    charset: str | None = None  # declared by the response, if any
+    failure: ProbeFailure | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
+    failure_kind: FailureKind | None = None
+
+
+class ResultJSON(TypedDict):
+    scenarioId: str
+    scenarioName: str
+    scenarioType: str
+    result: str
+    reasons: list[str]
+    startedAt: str
+    durationMs: float
+    statusCode: int | None
+    responseBytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    scenario_id: str
+    scenario_name: str
+    scenario_type: ScenarioType
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None = None
+    response_bytes: int | None = None
+    failure_kind: FailureKind | None = None
+
+    def to_json(self) -> ResultJSON:
+        """The SPEC §5 result object."""
+        return {
+            "scenarioId": self.scenario_id,
+            "scenarioName": self.scenario_name,
+            "scenarioType": self.scenario_type.value,
+            "result": self.outcome.value,
+            "reasons": list(self.reasons),
+            "startedAt": format_timestamp(self.started_at),
+            "durationMs": round(self.duration_ms, 1),
+            "statusCode": self.status_code,
+            "responseBytes": self.response_bytes,
+        }
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-23T10:00:00.000Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+class Clock(Protocol):
+    """The one source of time; tests inject their own."""
+
+    def now(self) -> datetime:
+        """Aware UTC wall-clock time."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
