@@ -10,7 +10,7 @@ import enum
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 
 class ScenarioType(enum.StrEnum):
@@ -153,6 +153,18 @@ class LengthCheck:
     @property
     def field_end(self) -> int:
         return self.position + self.int_type.size
+
+    def field_value(self, data: bytes) -> int | None:
+        """The unsigned length field in ``data``, or None while it has not fully arrived."""
+        if len(data) < self.field_end:
+            return None
+        order: Literal["big", "little"] = "big" if self.endian is Endian.BIG else "little"
+        return int.from_bytes(data[self.position : self.field_end], order, signed=False)
+
+    def expected_size(self, data: bytes) -> int | None:
+        """Total response size the length field declares (value + base), if readable."""
+        value = self.field_value(data)
+        return None if value is None else value + self.base
 
 
 @dataclass(frozen=True, slots=True)
