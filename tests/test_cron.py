@@ -76,7 +76,10 @@ def test_fire_times(expression: str, expected: list[str]) -> None:
     [
         ("", "empty cron expression"),
         ("* * *", "expected 5 fields (Unix) or 6-7 fields (Quartz, seconds first), got 3"),
-        ("* * * * * * * *", "expected 5 fields (Unix) or 6-7 fields (Quartz, seconds first), got 8"),
+        (
+            "* * * * * * * *",
+            "expected 5 fields (Unix) or 6-7 fields (Quartz, seconds first), got 8",
+        ),
         ("61 * * * *", "[61 * * * *] is not acceptable, out of range"),
         ("0 0 31 2 *", "never fires"),
         ("0 0 12 * * ? 2020", "never fires"),
@@ -175,4 +178,4 @@ def test_fall_back_starting_inside_the_second_pass() -> None:
 def test_naive_datetime_is_refused() -> None:
     cron = parse_cron("* * * * *", "UTC", NOW)
     with pytest.raises(ValueError, match="aware"):
-        cron.next_after(datetime(2026, 1, 1))  # noqa: DTZ001
+        cron.next_after(datetime(2026, 1, 1))

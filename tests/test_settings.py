@@ -96,27 +96,69 @@ def test_unset_secret_variable_leaves_the_secret_absent(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("nonsense: 1\n", ["1: nonsense: unknown field"]),
-        ("listen: localhost\n", ["1: listen: must be HOST:PORT (e.g. 127.0.0.1:9480), got 'localhost'"]),
-        ("listen: '1.2.3.4:99999'\n", ["1: listen: must be HOST:PORT (e.g. 127.0.0.1:9480), got '1.2.3.4:99999'"]),
-        ("timezone: Mars/Olympus\n", ["1: timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Seoul)"]),
+        (
+            "listen: localhost\n",
+            ["1: listen: must be HOST:PORT (e.g. 127.0.0.1:9480), got 'localhost'"],
+        ),
+        (
+            "listen: '1.2.3.4:99999'\n",
+            ["1: listen: must be HOST:PORT (e.g. 127.0.0.1:9480), got '1.2.3.4:99999'"],
+        ),
+        (
+            "timezone: Mars/Olympus\n",
+            ["1: timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Seoul)"],
+        ),
         ("region: 5\n", ["1: region: must be a string, got an integer"]),
         ("region: 'K O R'\n", ["1: region: must be letters, digits, '-' or '_' (at most 32)"]),
         ("adminKey: {env: A, file: b}\n", ["1: adminKey: give exactly one of env or file"]),
-        ("adminKey: {vault: x}\n", ["1: adminKey.vault: unknown field (use {env: NAME} or {file: PATH})", "1: adminKey: give exactly one of env or file"]),
-        ("adminKey: {file: /nonexistent/key}\n", ["1: adminKey.file: cannot read /nonexistent/key: No such file or directory"]),
+        (
+            "adminKey: {vault: x}\n",
+            [
+                "1: adminKey.vault: unknown field (use {env: NAME} or {file: PATH})",
+                "1: adminKey: give exactly one of env or file",
+            ],
+        ),
+        (
+            "adminKey: {file: /nonexistent/key}\n",
+            ["1: adminKey.file: cannot read /nonexistent/key: No such file or directory"],
+        ),
         ("services: [{name: x}]\n", ["1: services[0].appKey: missing required field"]),
-        ("services:\n  - {appKey: a}\n  - {appKey: a}\n", ["3: services[1].appKey: duplicate appKey 'a'"]),
-        ("services: [{appKey: 'has space'}]\n", ["1: services[0].appKey: must be 1-64 letters, digits, '-' or '_'"]),
+        (
+            "services:\n  - {appKey: a}\n  - {appKey: a}\n",
+            ["3: services[1].appKey: duplicate appKey 'a'"],
+        ),
+        (
+            "services: [{appKey: 'has space'}]\n",
+            ["1: services[0].appKey: must be 1-64 letters, digits, '-' or '_'"],
+        ),
         ("events: {token: {env: T}}\n", ["1: events.url: missing required field"]),
-        ("events: {url: 'ftp://x'}\n", ["1: events.url: must be an http:// or https:// URL with a host"]),
-        ("events: {url: 'http://x', timeoutMinutes: 361}\n", ["1: events.timeoutMinutes: must be at most 360, got 361"]),
+        (
+            "events: {url: 'ftp://x'}\n",
+            ["1: events.url: must be an http:// or https:// URL with a host"],
+        ),
+        (
+            "events: {url: 'http://x', timeoutMinutes: 361}\n",
+            ["1: events.timeoutMinutes: must be at most 360, got 361"],
+        ),
         ("defaults: {timeoutMs: 0}\n", ["1: defaults.timeoutMs: must be at least 1, got 0"]),
-        ("defaults: {errorLimitCount: -1}\n", ["1: defaults.errorLimitCount: must be at least 0, got -1"]),
-        ("defaults: {errorLimitCount: true}\n", ["1: defaults.errorLimitCount: must be an integer, got a boolean"]),
-        ("defaults: {timeoutMs: '5000'}\n", ["1: defaults.timeoutMs: must be an integer, got a string ('5000')"]),
+        (
+            "defaults: {errorLimitCount: -1}\n",
+            ["1: defaults.errorLimitCount: must be at least 0, got -1"],
+        ),
+        (
+            "defaults: {errorLimitCount: true}\n",
+            ["1: defaults.errorLimitCount: must be an integer, got a boolean"],
+        ),
+        (
+            "defaults: {timeoutMs: '5000'}\n",
+            ["1: defaults.timeoutMs: must be an integer, got a string ('5000')"],
+        ),
         ("scenarios: [1]\n", ["1: scenarios[0]: must be a non-empty string"]),
         ("- a\n- b\n", ["1: -: must be a mapping, got a list"]),
-        ("a: [1, 2\n", ["2: yaml: did not find expected ',' or ']' (while parsing a flow sequence)"]),
+        (
+            "a: [1, 2\n",
+            ["2: yaml: did not find expected ',' or ']' (while parsing a flow sequence)"],
+        ),
         ("state: a\nstate: b\n", ["2: yaml: duplicate key 'state'"]),
     ],
 )

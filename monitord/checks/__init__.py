@@ -1,9 +1,90 @@
-"""Pure judging: (Validation, Observation) -> Verdict."""
+"""Pure judging: (Validation, Observation) -> Verdict.
+
+Every check is evaluated and every failure reported, in a fixed order: status
+code, text checks, byte checks, length check. Nothing here does I/O.
+"""
 
 from __future__ import annotations
 
-from monitord.model import Observation, Validation, Verdict
+from monitord.checks.binary import check_byte, check_bytes, check_length
+from monitord.checks.status import check_status, status_matches
+from monitord.checks.text import (
+    Mismatch,
+    check_expression,
+    check_text,
+    compare,
+    format_ms,
+    mismatch_of,
+)
+from monitord.model import FailureKind, Observation, Outcome, Validation, Verdict
+from monitord.values import render
+
+__all__ = [
+    "Mismatch",
+    "check_avoiding",
+    "check_byte",
+    "check_bytes",
+    "check_expression",
+    "check_length",
+    "check_status",
+    "check_text",
+    "compare",
+    "decode_body",
+    "format_ms",
+    "judge",
+    "mismatch_of",
+    "status_matches",
+]
 
 
 def judge(validation: Validation, observation: Observation, *, budget_s: float) -> Verdict:
-    raise NotImplementedError
+    """The verdict on one observation.
+
+    A probe failure is the verdict as is. Otherwise, a body containing the
+    avoiding text is ``suppressed`` whatever else holds; else every check runs
+    and each failing one adds its reason to a ``wrong_answer`` failure.
+    ``budget_s`` bounds each text check's expression evaluation.
+    """
+    failure = observation.failure
+    if failure is not None:
+        return Verdict(Outcome.FAILURE, (failure.reason,), failure.kind)
+    suppressed = check_avoiding(validation.avoiding_text, observation.body, observation.charset)
+    if suppressed is not None:
+        return Verdict(Outcome.SUPPRESSED, (suppressed,), None)
+    reasons: list[str] = []
+    if observation.status_code is not None:
+        status = check_status(validation.response_codes, observation.status_code)
+        if status is not None:
+            reasons.append(status)
+    if validation.text is not None:
+        reasons.extend(
+            check_text(validation.text, observation.body, observation.charset, budget_s=budget_s)
+        )
+    reasons.extend(check_bytes(validation.byte_checks, observation.body))
+    if validation.length is not None:
+        length = check_length(validation.length, observation.body)
+        if length is not None:
+            reasons.append(length)
+    if reasons:
+        return Verdict(Outcome.FAILURE, tuple(reasons), FailureKind.WRONG_ANSWER)
+    return Verdict(Outcome.SUCCESS)
+
+
+def check_avoiding(avoiding_text: str | None, body: bytes, charset: str | None) -> str | None:
+    """The suppression reason when the decoded body contains ``avoiding_text``, else None.
+
+    An empty avoiding text would match every body, so it is treated as absent.
+    """
+    if not avoiding_text:
+        return None
+    if avoiding_text not in decode_body(body, charset):
+        return None
+    return f"avoidingValidationText {render(avoiding_text)} found in body"
+
+
+def decode_body(body: bytes, charset: str | None) -> str:
+    """``body`` as text in its declared charset (UTF-8 when none or unknown), lossy."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")

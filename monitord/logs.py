@@ -1,0 +1,82 @@
+"""Logging: one line per record on stderr, as text or JSON lines.
+
+Records about a scenario carry its id and name (pass ``extra=scenario_fields(s)``
+or use ``ScenarioLog``), and both formats print them on every such line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from monitord.model import Scenario, format_timestamp
+
+LOG_FORMATS = ("text", "json")
+
+
+def scenario_fields(scenario: Scenario) -> dict[str, str]:
+    return {"scenario_id": scenario.id, "scenario_name": scenario.name}
+
+
+class ScenarioLog(logging.LoggerAdapter[logging.Logger]):
+    """A logger whose every record names one scenario."""
+
+    def __init__(self, logger: logging.Logger, scenario: Scenario) -> None:
+        super().__init__(logger, scenario_fields(scenario))
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return format_timestamp(datetime.fromtimestamp(record.created, UTC))
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        scenario_id = getattr(record, "scenario_id", None)
+        if scenario_id is not None:
+            name = json.dumps(getattr(record, "scenario_name", ""), ensure_ascii=False)
+            line += f" scenario_id={scenario_id} scenario_name={name}"
+        if record.exc_info:
+            line += " | " + self.formatException(record.exc_info)
+        return _one_line(line)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("scenario_id", "scenario_name"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(fmt: str = "text", level: str = "INFO", stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,59 @@
+"""Helpers shared by the socket probes: target lookup, name resolution, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from contextlib import suppress
+from typing import NamedTuple
+
+from monitord.model import Scenario, SocketTarget
+from monitord.probes.errors import dns_failure
+
+# How long a probe waits for a closed connection to finish closing before it drops it.
+CLOSE_GRACE_S = 1.0
+
+
+class Address(NamedTuple):
+    family: socket.AddressFamily
+    host: str  # numeric; an IPv6 scope rides along as "%zone"
+    port: int
+
+
+def socket_target(scenario: Scenario) -> SocketTarget:
+    if not isinstance(scenario.target, SocketTarget):
+        raise TypeError(f"{scenario.type} scenario {scenario.id} has no socket target")
+    return scenario.target
+
+
+async def resolve(host: str, port: int, kind: socket.SocketKind) -> list[Address]:
+    """Addresses for ``host:port`` in resolver order; a lookup failure names the host."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=kind)
+    except socket.gaierror as exc:
+        raise dns_failure(host, exc) from exc
+    addresses = [
+        Address(family, str(sockaddr[0]), port)
+        for family, _type, _proto, _name, sockaddr in infos
+        if family in (socket.AF_INET, socket.AF_INET6)
+    ]
+    if not addresses:
+        raise dns_failure(host, socket.gaierror(socket.EAI_NONAME, "no IPv4 or IPv6 address"))
+    return addresses
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a stream, waiting a bounded time; never raises an ordinary exception.
+
+    Safe to await while the calling task is being cancelled: the transport is
+    closed first, so nothing is left open whatever happens to the wait.
+    """
+    writer.close()
+    try:
+        with suppress(Exception):
+            async with asyncio.timeout(CLOSE_GRACE_S):
+                await writer.wait_closed()
+    finally:
+        # A no-op once the close completed; otherwise drops unsent data and the socket.
+        writer.transport.abort()

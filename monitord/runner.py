@@ -1,0 +1,115 @@
+"""One run of a scenario: probe under the scenario's deadline, then judge.
+
+The runner owns the deadline, the timing and exception capture, so probes stay
+small and a bad target can never raise past this point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from monitord.checks import judge
+from monitord.model import (
+    Clock,
+    FailureKind,
+    Observation,
+    Outcome,
+    ProbeFailure,
+    Result,
+    Scenario,
+    ScenarioType,
+    SystemClock,
+    Validation,
+    Verdict,
+)
+from monitord.probes import Probe
+from monitord.probes.errors import classify_exception
+
+log = logging.getLogger(__name__)
+
+# Parsing a body at the size cap takes well under this; expressions get their own budget.
+_PARSE_ALLOWANCE_S = 5.0
+
+
+class Runner:
+    def __init__(
+        self,
+        probes: Mapping[ScenarioType, Probe],
+        clock: Clock | None = None,
+        *,
+        expression_budget_s: float = 0.5,
+        judge_threads: int = 2,
+    ) -> None:
+        self._probes = probes
+        self._clock = clock or SystemClock()
+        self._budget_s = expression_budget_s
+        # Text checks parse bodies and evaluate expressions off the event loop, so
+        # a large body or a slow XPath cannot stall the schedule.
+        self._executor = ThreadPoolExecutor(
+            max_workers=judge_threads, thread_name_prefix="monitord-judge"
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, scenario: Scenario) -> Result:
+        probe = self._probes.get(scenario.type)
+        if probe is None:
+            raise ValueError(f"{scenario.type.value} scenarios are not probed")
+        started_at = self._clock.now()
+        start = self._clock.monotonic()
+        timeout_ms = scenario.validation.timeout_ms
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                observation = await probe(scenario)
+        except TimeoutError:
+            observation = Observation(
+                failure=ProbeFailure(FailureKind.TIMEOUT, f"timeout after {timeout_ms} ms")
+            )
+        except Exception as exc:  # a bad target must never escape as an exception
+            observation = Observation(failure=classify_exception(exc))
+        duration_ms = (self._clock.monotonic() - start) * 1000
+        verdict = await self.judge(scenario.validation, observation)
+        answered = observation.failure is None or bool(observation.body)
+        return Result(
+            scenario_id=scenario.id,
+            scenario_name=scenario.name,
+            scenario_type=scenario.type,
+            outcome=verdict.outcome,
+            reasons=verdict.reasons,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            status_code=observation.status_code,
+            response_bytes=len(observation.body) if answered else None,
+            failure_kind=verdict.failure_kind,
+        )
+
+    async def judge(self, validation: Validation, observation: Observation) -> Verdict:
+        """Judge inline when it is cheap, in a worker thread when text must be parsed."""
+        try:
+            if validation.text is None or observation.failure is not None:
+                return judge(validation, observation, budget_s=self._budget_s)
+            bound = self._budget_s * (len(validation.text.checks) + 1) + _PARSE_ALLOWANCE_S
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(
+                self._executor,
+                lambda: judge(validation, observation, budget_s=self._budget_s),
+            )
+            return await asyncio.wait_for(future, bound)
+        except TimeoutError:
+            budget_ms = round(self._budget_s * 1000)
+            return Verdict(
+                Outcome.FAILURE,
+                (f"validation exceeded its time budget ({budget_ms} ms per expression)",),
+                FailureKind.WRONG_ANSWER,
+            )
+        except Exception as exc:
+            log.exception("validation raised unexpectedly")
+            return Verdict(
+                Outcome.FAILURE,
+                (f"validation error: {type(exc).__name__}",),
+                FailureKind.WRONG_ANSWER,
+            )
