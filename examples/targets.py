@@ -23,6 +23,7 @@ import contextlib
 import json
 import signal
 import struct
+from typing import cast
 
 from aiohttp import web
 
@@ -90,8 +91,7 @@ async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 
 class Pong(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(b"PONG " + data, addr)

@@ -7,6 +7,7 @@ can read every field of a document and report all problems at once.
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -34,6 +35,12 @@ def type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return f"a {type(value).__name__}"
+
+
+def unknown_field(key: str, allowed: Iterable[str], hint: str = "") -> str:
+    """``unknown field``, with the closest known name when one is near."""
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.75)
+    return f"unknown field (did you mean {close[0]}?)" if close else f"unknown field{hint}"
 
 
 class Section:
@@ -81,7 +88,7 @@ class Section:
                     )
                 )
             elif key not in allowed_set:
-                self.error(key, explain(key) if explain else f"unknown field{hint}")
+                self.error(key, explain(key) if explain else unknown_field(key, allowed_set, hint))
 
     # --- typed getters ---------------------------------------------------------------
 

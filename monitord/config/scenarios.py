@@ -22,7 +22,7 @@ from typing import Any
 from monitord.config.cron import CronError, parse_cron
 from monitord.config.envsubst import SubstitutionError, references, substitute
 from monitord.config.errors import LoadError
-from monitord.config.fields import Section, type_name
+from monitord.config.fields import Section, type_name, unknown_field
 from monitord.config.settings import (
     APP_KEY_PATTERN,
     REGION_PATTERN,
@@ -211,25 +211,27 @@ def check_unique(
     """Reject ``loaded`` if it reuses an id or (appKey, name) already taken."""
     errors = []
     for scenario in loaded.scenarios:
-        other = ids.get(scenario.id)
-        if other is not None:
+        where = scenario.source.line
+        name_owner = names.get((scenario.app_key, scenario.name))
+        id_owner = ids.get(scenario.id)
+        if name_owner is not None:
             errors.append(
                 LoadError(
                     loaded.path,
-                    scenario.source.line,
-                    "scenarioId",
-                    f"duplicate scenarioId {scenario.id} (also in {other.path}:{other.line})",
-                )
-            )
-        other = names.get((scenario.app_key, scenario.name))
-        if other is not None:
-            errors.append(
-                LoadError(
-                    loaded.path,
-                    scenario.source.line,
+                    where,
                     "scenarioName",
                     f"duplicate scenarioName {scenario.name!r} for appKey {scenario.app_key}"
-                    f" (also in {other.path}:{other.line})",
+                    f" (also in {name_owner.path}:{name_owner.line})",
+                )
+            )
+        elif id_owner is not None:  # a repeated name already explains a repeated id
+            errors.append(
+                LoadError(
+                    loaded.path,
+                    where,
+                    "scenarioId",
+                    f"duplicate scenarioId {scenario.id}"
+                    f" (also in {id_owner.path}:{id_owner.line})",
                 )
             )
     return FileLoad(loaded.path, (), tuple(errors)) if errors else loaded
@@ -395,13 +397,15 @@ def parse_scenario_document(
 
 
 def _reject_unknown_for_type(doc: Section, kind: ScenarioType) -> None:
+    allowed = set(_COMMON_FIELDS) | set(_TYPE_FIELDS[kind])
+
     def explain(key: str) -> str:
         owners = [t.value for t, names in _TYPE_FIELDS.items() if key in names]
         if owners:
             return f"not a field of {kind.value} scenarios (it belongs to {', '.join(owners)})"
-        return "unknown field"
+        return unknown_field(key, allowed)
 
-    doc.reject_unknown(set(_COMMON_FIELDS) | set(_TYPE_FIELDS[kind]), explain=explain)
+    doc.reject_unknown(allowed, explain=explain)
 
 
 def _read_app_key(doc: Section, config: Config) -> str | None:
@@ -545,7 +549,9 @@ def _read_headers(doc: Section, environ: Mapping[str, str]) -> tuple[tuple[str, 
     ok = True
     for name, value in section.data.items():
         if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            section.error(str(name)[:60], "is not a valid header name")
+            section.error(
+                None, f"{str(name)[:60]!r} is not a valid header name", section.line_of(name)
+            )
             ok = False
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -629,7 +635,7 @@ def _read_validation(doc: Section, kind: ScenarioType, config: Config) -> Valida
                 f"not a validation field of {kind.value} scenarios"
                 f" (it belongs to {', '.join(owners)})"
             )
-        return "unknown field"
+        return unknown_field(key, allowed)
 
     section.reject_unknown(allowed, explain=explain)
 
