@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from monitord import __version__, authoring
+from monitord import __version__, authoring, daemon
 from monitord.config.errors import ConfigError
 from monitord.config.scenarios import load_scenarios
 from monitord.logs import LOG_FORMATS, setup_logging
@@ -44,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"monitord {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon in the foreground until SIGTERM/SIGINT",
+        description="Run the scenarios on their schedules until SIGTERM or SIGINT. "
+        "Exit 0 on a clean shutdown, 2 when the configuration cannot be loaded.",
+    )
+    run.add_argument("--config", metavar="FILE", help="configuration file")
+
     check = commands.add_parser(
         "check",
         parents=[common],
@@ -72,11 +81,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(getattr(args, "log_format", "text"), getattr(args, "log_level", "INFO"))
+    if args.command == "run":
+        return _run(args.config)
     if args.command == "check":
         return _check(args.config, args.paths)
     if args.command == "probe":
         return _probe(args.path, args.scenario, args.json, args.config)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
+
+
+def _run(config_path: str | None) -> int:
+    try:
+        config = authoring.read_config(config_path, os.environ)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return EXIT_INVALID
+    asyncio.run(daemon.serve(config, os.environ))
+    return EXIT_OK
 
 
 def _check(config_path: str | None, paths: list[str]) -> int:

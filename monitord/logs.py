@@ -80,3 +80,5 @@ def setup_logging(fmt: str = "text", level: str = "INFO", stream: Any = None) ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler logs every job start at INFO; its warnings still come through.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

@@ -344,8 +344,14 @@ def test_substituted_values_are_not_rescanned_and_header_injection_is_refused() 
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ('{ENDIAN: LITTLE, POS: 2, TYPE: SHORT, BASE: 4}', LengthCheck(Endian.LITTLE, 2, IntType.SHORT, 4)),
-        ('{ENDIAN: "BIG", POS: "0", TYPE: "LONG", BASE: "0"}', LengthCheck(Endian.BIG, 0, IntType.LONG, 0)),
+        (
+            "{ENDIAN: LITTLE, POS: 2, TYPE: SHORT, BASE: 4}",
+            LengthCheck(Endian.LITTLE, 2, IntType.SHORT, 4),
+        ),
+        (
+            '{ENDIAN: "BIG", POS: "0", TYPE: "LONG", BASE: "0"}',
+            LengthCheck(Endian.BIG, 0, IntType.LONG, 0),
+        ),
         ("{POS: 1, TYPE: BYTE}", LengthCheck(Endian.BIG, 1, IntType.BYTE, 0)),
         ('{POS: "+3", TYPE: INT, BASE: "-2"}', LengthCheck(Endian.BIG, 3, IntType.INT, -2)),
     ],
@@ -482,7 +488,10 @@ def test_merge_keys_share_common_fields() -> None:
   url: http://x.test/b
 """
     )
-    assert [(s.name, s.target.url if isinstance(s.target, HttpTarget) else None) for s in loaded.scenarios] == [
+    assert [
+        (s.name, s.target.url if isinstance(s.target, HttpTarget) else None)
+        for s in loaded.scenarios
+    ] == [
         ("a", "http://x.test/a"),
         ("b", "http://x.test/b"),
     ]
@@ -528,20 +537,34 @@ def test_empty_files_hold_no_scenarios(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("{}\n", ["1: scenarioType: missing required field", "1: scenarioName: missing required field"]),
+        (
+            "{}\n",
+            ["1: scenarioType: missing required field", "1: scenarioName: missing required field"],
+        ),
         ("- null\n", ["1: [0]: must be a mapping, got null"]),
         ("- [a]\n", ["1: [0]: must be a mapping, got a list"]),
         ("? [a, b]\n: c\n", ["1: yaml: a mapping key must be a plain value"]),
         ("a: *nope\n", ["1: yaml: found undefined alias"]),
-        ("a: b\n---\nc: d\n", ["2: yaml: but found another document (expected a single document in the stream)"]),
-        ("\t- x\n", ["1: yaml: found character that cannot start any token (while scanning for the next token)"]),
+        (
+            "a: b\n---\nc: d\n",
+            ["2: yaml: but found another document (expected a single document in the stream)"],
+        ),
+        (
+            "\t- x\n",
+            [
+                "1: yaml: found character that cannot start any token (while scanning for the next token)"
+            ],
+        ),
         ("[" * 10000 + "]" * 10000, ["1: yaml: document is nested too deeply"]),
-        ("1: x\nscenarioType: API\n", [
-            "1: scenarioName: missing required field",
-            "1: url: missing required field",
-            "1: monitoringInterval: missing: give monitoringInterval or monitoringCron",
-            "1: -: keys must be strings, got an integer",
-        ]),
+        (
+            "1: x\nscenarioType: API\n",
+            [
+                "1: scenarioName: missing required field",
+                "1: url: missing required field",
+                "1: monitoringInterval: missing: give monitoringInterval or monitoringCron",
+                "1: -: keys must be strings, got an integer",
+            ],
+        ),
     ],
 )
 def test_hostile_and_malformed_documents(text: str, expected: list[str]) -> None:

@@ -230,8 +230,7 @@ def check_unique(
                     loaded.path,
                     where,
                     "scenarioId",
-                    f"duplicate scenarioId {scenario.id}"
-                    f" (also in {id_owner.path}:{id_owner.line})",
+                    f"duplicate scenarioId {scenario.id} (also in {id_owner.path}:{id_owner.line})",
                 )
             )
     return FileLoad(loaded.path, (), tuple(errors)) if errors else loaded
