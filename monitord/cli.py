@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         default=argparse.SUPPRESS,
-        help="lowest level logged (default: INFO)",
+        help="lowest level logged (default: INFO for run, WARNING otherwise)",
     )
     parser = argparse.ArgumentParser(
         prog="monitord",
@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(getattr(args, "log_format", "text"), getattr(args, "log_level", "INFO"))
+    # The daemon logs its runs; the authoring commands only what needs attention.
+    default_level = "INFO" if args.command == "run" else "WARNING"
+    setup_logging(getattr(args, "log_format", "text"), getattr(args, "log_level", default_level))
     if args.command == "run":
         return _run(args.config)
     if args.command == "check":

@@ -269,7 +269,7 @@ def read_secret(
             return None
         secret = env.get(name)
         if not secret:
-            log.warning("environment variable %s is not set: %s is not configured", name, key)
+            log.info("environment variable %s is not set: %s is not configured", name, key)
             return None
         return Secret(secret, f"env {name}")
     file_name = ref.string("file")
