@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitord import __version__
@@ -25,7 +25,6 @@ class CheckReport:
     config: Config
     config_errors: tuple[LoadError, ...]
     load: LoadSet
-    config_checked: bool = True
 
     @property
     def errors(self) -> tuple[LoadError, ...]:
@@ -47,8 +46,7 @@ class CheckReport:
             f"{scenarios} scenario{'s' if scenarios != 1 else ''}"
             + (f" ({kinds})" if kinds else ""),
         ]
-        if self.config_checked:
-            parts.append("configuration " + ("invalid" if self.config_errors else "valid"))
+        parts.append("configuration " + ("invalid" if self.config_errors else "valid"))
         parts.append(f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}")
         return "; ".join(parts)
 
@@ -100,14 +98,10 @@ async def probe_all(
             runner.close()
 
 
-@dataclass(frozen=True, slots=True)
-class ProbePlan:
-    runnable: list[Scenario] = field(default_factory=list)
-    skipped: list[Scenario] = field(default_factory=list)  # BATCH: they receive, not probe
-
-
-def plan_probe(scenarios: Iterable[Scenario]) -> ProbePlan:
-    plan = ProbePlan()
-    for scenario in scenarios:
-        (plan.skipped if scenario.type is ScenarioType.BATCH else plan.runnable).append(scenario)
-    return plan
+def split_probeable(scenarios: Iterable[Scenario]) -> tuple[list[Scenario], list[Scenario]]:
+    """``(probeable, batch)``: BATCH scenarios receive payloads, they are not probed."""
+    chosen = list(scenarios)
+    return (
+        [s for s in chosen if s.type is not ScenarioType.BATCH],
+        [s for s in chosen if s.type is ScenarioType.BATCH],
+    )

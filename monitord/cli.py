@@ -127,17 +127,17 @@ def _probe(path: str, scenario: str | None, as_json: bool, config_path: str | No
     if scenario is not None and not chosen:
         print(f"monitord: no scenario named or with id {scenario!r} in {path}", file=sys.stderr)
         return EXIT_INVALID
-    plan = authoring.plan_probe(chosen)
-    for skipped in plan.skipped:
+    runnable, batch = authoring.split_probeable(chosen)
+    for skipped in batch:
         print(
             f"monitord: skipping BATCH scenario {skipped.name!r}: it receives payloads, "
             "it is not probed",
             file=sys.stderr,
         )
-    if not plan.runnable:
+    if not runnable:
         print(f"monitord: no API, TCP or UDP scenario to probe in {path}", file=sys.stderr)
         return EXIT_INVALID
-    results = asyncio.run(authoring.probe_all(plan.runnable, config))
+    results = asyncio.run(authoring.probe_all(runnable, config))
     for result in results:
         if as_json:
             print(json.dumps(result.to_json(), ensure_ascii=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from datetime import UTC, datetime
@@ -621,3 +622,91 @@ def test_example_scenarios_are_valid() -> None:
     assert kinds == {ScenarioType.API, ScenarioType.TCP, ScenarioType.UDP, ScenarioType.BATCH}
     text_kinds = {s.validation.text.kind for s in loaded.scenarios if s.validation.text}
     assert text_kinds == {TextKind.JSON, TextKind.HTML, TextKind.XML}
+
+
+# --- no document is ever dropped silently --------------------------------------------------
+
+_BASE_DOCUMENTS = [
+    {
+        "scenarioName": "api",
+        "scenarioType": "API",
+        "appKey": "default",
+        "scenarioId": "0c96cff0-edc2-11ea-9760-8d94f461e6d4",
+        "description": "d",
+        "url": "http://x.test/",
+        "httpMethod": "POST",
+        "headers": {"A": "b"},
+        "requestBody": "{}",
+        "followRedirects": True,
+        "tlsVerify": False,
+        "monitoringInterval": 30,
+        "monitoringRegion": ["KOR"],
+        "errorLimitCount": 1,
+        "eventType": "ERROR_EVENT",
+        "entitySelector": "type(SERVICE)",
+        "timezone": "UTC",
+        "validation": {
+            "timeout": 100,
+            "responseCodes": ["200"],
+            "avoidingValidationText": "m",
+            "textValidation": {
+                "textValidationType": "JSON",
+                "textValidationInfos": [{"expression": "$.a", "operator": "EQ", "operand": "1"}],
+            },
+        },
+    },
+    {
+        "scenarioName": "tcp",
+        "scenarioType": "TCP",
+        "ip": "127.0.0.1",
+        "port": 7,
+        "request": "x",
+        "monitoringCron": "* * * * *",
+        "validation": {
+            "timeout": 100,
+            "responseValidation": [{"position": 0, "validationText": "x"}],
+            "lengthValidation": {"ENDIAN": "BIG", "POS": 0, "TYPE": "BYTE", "BASE": 1},
+        },
+    },
+    {
+        "scenarioName": "batch",
+        "scenarioType": "BATCH",
+        "monitoringInterval": 60,
+        "graceSeconds": 5,
+        "validation": {
+            "textValidation": {
+                "textValidationType": "JSON",
+                "textValidationInfos": [{"expression": "$.a", "operator": "EQ", "operand": "1"}],
+            }
+        },
+    },
+]
+_ODD_VALUES = [None, "", " ", 0, -1, 1.5, True, [], {}, ["x"], {"k": "v"}, "x" * 5000, "${X"]
+
+
+def _paths(document: dict[str, object], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for key, value in document.items():
+        paths.append((*prefix, key))
+        if isinstance(value, dict):
+            paths.extend(_paths(value, (*prefix, key)))
+    return paths
+
+
+def _with(document: dict[str, object], path: tuple[str, ...], value: object) -> dict[str, object]:
+    copy = json.loads(json.dumps(document))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+@pytest.mark.parametrize("base", _BASE_DOCUMENTS, ids=lambda d: str(d["scenarioType"]))
+def test_every_mutation_either_loads_or_says_why(base: dict[str, object]) -> None:
+    assert load_document(base, "body", CONFIG, {}, NOW).ok
+    for path in _paths(base):
+        for value in _ODD_VALUES:
+            loaded = load_document(_with(base, path, value), "body", CONFIG, {}, NOW)
+            assert loaded.ok == (len(loaded.scenarios) == 1), (path, value, loaded)
+            assert loaded.ok or loaded.errors, (path, value)

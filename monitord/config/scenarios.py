@@ -366,14 +366,11 @@ def parse_scenario_document(
     if kind is not None:
         validation = _read_validation(doc, kind, config)
 
-    if (
-        len(doc.errors) > errors_before
-        or kind is None
-        or name is None
-        or app_key is None
-        or scenario_id is None
-        or validation is None
-    ):
+    if len(doc.errors) > errors_before:
+        return None
+    if kind is None or name is None or app_key is None or scenario_id is None or validation is None:
+        # Every path that leaves a piece unset records why; never drop silently.
+        doc.error(None, "scenario could not be loaded")
         return None
     return Scenario(
         id=scenario_id,
@@ -408,11 +405,11 @@ def _reject_unknown_for_type(doc: Section, kind: ScenarioType) -> None:
 
 
 def _read_app_key(doc: Section, config: Config) -> str | None:
+    if doc.raw("appKey") is None:
+        return config.services[0].app_key if config.services else DEFAULT_APP_KEY
     app_key = doc.string("appKey", max_length=64)
     if app_key is None:
-        if doc.has("appKey"):
-            return None
-        return config.services[0].app_key if config.services else DEFAULT_APP_KEY
+        return None
     if not APP_KEY_PATTERN.match(app_key):
         doc.error("appKey", "must be 1-64 letters, digits, '-' or '_'")
         return None
