@@ -14,6 +14,7 @@ from typing import TextIO
 from monitord import __version__, authoring, daemon
 from monitord.config.errors import ConfigError
 from monitord.config.scenarios import load_scenarios
+from monitord.config.settings import Config
 from monitord.logs import LOG_FORMATS, setup_logging
 from monitord.model import Outcome, Result
 
@@ -92,12 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
 
 
-def _run(config_path: str | None) -> int:
+def _config_or_report(config_path: str | None) -> Config | None:
+    """The configuration, or None after printing why it cannot be loaded."""
     try:
-        config = authoring.read_config(config_path, os.environ)
+        return authoring.read_config(config_path, os.environ)
     except ConfigError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
+        return None
+
+
+def _run(config_path: str | None) -> int:
+    config = _config_or_report(config_path)
+    if config is None:
         return EXIT_INVALID
     asyncio.run(daemon.serve(config, os.environ))
     return EXIT_OK
@@ -112,11 +120,8 @@ def _check(config_path: str | None, paths: list[str]) -> int:
 
 
 def _probe(path: str, scenario: str | None, as_json: bool, config_path: str | None) -> int:
-    try:
-        config = authoring.read_config(config_path, os.environ)
-    except ConfigError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
+    config = _config_or_report(config_path)
+    if config is None:
         return EXIT_INVALID
     loaded = load_scenarios([Path(path)], config, os.environ)
     if loaded.errors:

@@ -18,6 +18,19 @@ from monitord.model import (
     Validation,
 )
 
+# The SPEC §5 result object's keys, in order.
+RESULT_KEYS = [
+    "scenarioId",
+    "scenarioName",
+    "scenarioType",
+    "result",
+    "reasons",
+    "startedAt",
+    "durationMs",
+    "statusCode",
+    "responseBytes",
+]
+
 
 def api_scenario(
     url: str,

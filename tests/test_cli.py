@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import RESULT_KEYS
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,17 +23,6 @@ BAD = Path(__file__).parent / "testdata" / "bad"
 _SCRIPT = Path(sys.executable).parent / "monitord"
 MONITORD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "monitord"]
 ERROR_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>\S+): (?P<message>.+)$")
-RESULT_KEYS = [
-    "scenarioId",
-    "scenarioName",
-    "scenarioType",
-    "result",
-    "reasons",
-    "startedAt",
-    "durationMs",
-    "statusCode",
-    "responseBytes",
-]
 
 
 def monitord(

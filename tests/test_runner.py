@@ -37,7 +37,7 @@ from monitord.model import (
 )
 from monitord.probes import Probe, open_probes
 from monitord.runner import Runner
-from tests.factories import api_scenario, socket_scenario
+from tests.factories import RESULT_KEYS, api_scenario, socket_scenario
 from tests.targets import (
     frame,
     refusing_tcp_port,
@@ -92,17 +92,7 @@ async def test_json_success_result(runner: Runner) -> None:
     assert result.started_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     assert 0 < result.duration_ms < 5000
     document = result.to_json()
-    assert list(document) == [
-        "scenarioId",
-        "scenarioName",
-        "scenarioType",
-        "result",
-        "reasons",
-        "startedAt",
-        "durationMs",
-        "statusCode",
-        "responseBytes",
-    ]
+    assert list(document) == RESULT_KEYS
     assert document["startedAt"] == "2026-11-23T10:00:00.000Z"
     assert document["result"] == "success"
 

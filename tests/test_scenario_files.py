@@ -291,10 +291,7 @@ def test_timeout_zero_means_the_default() -> None:
     assert scenario.validation.timeout_ms == CONFIG.defaults.timeout_ms
 
 
-def test_env_substitution_in_url_headers_and_body() -> None:
-    env = {"HOST": "api.test", "TOKEN": "s3cr3t", "USER": "bob"}
-    (scenario,) = load(
-        """
+WITH_SECRETS = """
 scenarioName: with secrets
 scenarioType: API
 url: https://${HOST}/v1?x=$${literal}
@@ -302,9 +299,12 @@ httpMethod: POST
 headers: {Authorization: "Bearer ${TOKEN}", X-Count: 5}
 requestBody: '{"user": "${USER}"}'
 monitoringInterval: 30
-""",
-        env=env,
-    ).scenarios
+"""
+
+
+def test_env_substitution_in_url_headers_and_body() -> None:
+    env = {"HOST": "api.test", "TOKEN": "s3cr3t", "USER": "bob"}
+    (scenario,) = load(WITH_SECRETS, env=env).scenarios
     assert scenario.target == HttpTarget(
         "https://api.test/v1?x=${literal}",
         "POST",
@@ -312,18 +312,7 @@ monitoringInterval: 30
         b'{"user": "bob"}',
     )
     # A changed variable is a changed scenario (reload reschedules it).
-    (changed,) = load(
-        """
-scenarioName: with secrets
-scenarioType: API
-url: https://${HOST}/v1?x=$${literal}
-httpMethod: POST
-headers: {Authorization: "Bearer ${TOKEN}", X-Count: 5}
-requestBody: '{"user": "${USER}"}'
-monitoringInterval: 30
-""",
-        env={**env, "TOKEN": "rotated"},
-    ).scenarios
+    (changed,) = load(WITH_SECRETS, env={**env, "TOKEN": "rotated"}).scenarios
     assert changed.fingerprint != scenario.fingerprint
 
 
