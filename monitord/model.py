@@ -108,7 +108,10 @@ class CronSchedule(Protocol):
     def timezone(self) -> str: ...
 
     def next_after(self, after: datetime) -> datetime:
-        """The first fire time strictly after ``after`` (both aware, returned in UTC)."""
+        """The first fire time strictly after ``after`` (both aware, returned in UTC).
+
+        Raises ``ValueError`` when the schedule never fires again (a year that is over).
+        """
         ...
 
 

@@ -51,7 +51,13 @@ class CronTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler ships no ty
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        return self.cron.next_after(previous_fire_time or now)
+        try:
+            return self.cron.next_after(previous_fire_time or now)
+        except ValueError as exc:
+            # A schedule that has run out (its last year passed) ends the job;
+            # raising here would break APScheduler's wake-up for every job.
+            log.warning("cron %r will not fire again: %s", self.cron.expression, exc)
+            return None
 
     def __str__(self) -> str:
         return f"cron[{self.cron.expression} {self.cron.timezone}]"

@@ -51,3 +51,11 @@ def test_cron_trigger_uses_the_scenario_cron() -> None:
 
 def test_unscheduled_scenarios_get_no_trigger() -> None:
     assert trigger_for(replace(api_scenario("http://127.0.0.1:9/"), schedule=None)) is None
+
+
+def test_a_cron_that_runs_out_ends_instead_of_raising() -> None:
+    cron = parse_cron("0 0 12 31 12 ? 2026", "UTC", NOW)  # one last fire: 2026-12-31 12:00
+    trigger = CronTrigger(cron)
+    last = trigger.get_next_fire_time(None, NOW)
+    assert last == datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
+    assert trigger.get_next_fire_time(last, last) is None
