@@ -107,7 +107,11 @@ def _run(config_path: str | None) -> int:
     config = _config_or_report(config_path)
     if config is None:
         return EXIT_INVALID
-    asyncio.run(daemon.serve(config, os.environ))
+    try:
+        asyncio.run(daemon.serve(config, os.environ))
+    except daemon.StartupError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     return EXIT_OK
 
 

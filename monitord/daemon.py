@@ -1,8 +1,10 @@
-"""``monitord run``: load, schedule, run and log scenarios until SIGTERM/SIGINT.
+"""``monitord run``: the long-running service.
 
-Lifecycle: load the scenarios (a broken file is reported and skipped, the rest
-run), start the probes and the schedule, wait for a stop signal, then stop
-scheduling and give runs in flight a bounded time to finish.
+Start: open the state store, listen, load and schedule the scenarios, then
+tell systemd READY. Run: the schedule, the HTTP API, a heartbeat (health and
+watchdog) and a watch on the scenario files. SIGHUP, ``POST /-/reload`` and
+file changes reload. SIGTERM/SIGINT: STOPPING, stop scheduling, give runs in
+flight a bounded time, close everything, return.
 """
 
 from __future__ import annotations
@@ -11,56 +13,143 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from aiohttp import web
 
 from monitord import __version__
-from monitord.config.scenarios import load_scenarios
+from monitord.api import Api, build_app
 from monitord.config.settings import Config
-from monitord.logs import ScenarioLog
-from monitord.model import Outcome, Result, Scenario
+from monitord.heartbeat import BEAT_PERIOD_S, Heartbeat
+from monitord.metrics import Metrics
+from monitord.monitor import Monitor, ReloadReport
 from monitord.probes import open_probes
 from monitord.runner import Runner
-from monitord.scheduler import Scheduler
+from monitord.sdnotify import Notifier
+from monitord.store import Store, StoreError
+from monitord.watch import FolderWatch
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
 
 
+class StartupError(Exception):
+    """The daemon cannot start with this configuration; the message says why."""
+
+
 async def serve(
-    config: Config, environ: Mapping[str, str], stop: asyncio.Event | None = None
+    config: Config,
+    environ: Mapping[str, str],
+    stop: asyncio.Event | None = None,
+    notifier: Notifier | None = None,
 ) -> None:
     """Run until ``stop`` is set (by default, by SIGTERM or SIGINT)."""
+    notifier = notifier or Notifier.from_environ(environ)
     stop = stop or _stop_on_signals()
-    loaded = load_scenarios(config.scenario_paths, config, environ)
-    for error in loaded.errors:
-        log.error("%s", error)
-    scenarios = [s for s in loaded.scenarios if s.runs_in(config.region)]
-    excluded = len(loaded.scenarios) - len(scenarios)
-    async with open_probes(user_agent=f"monitord/{__version__}") as probes:
-        runner = Runner(probes, expression_budget_s=config.defaults.expression_budget_ms / 1000)
-
-        async def run(scenario: Scenario) -> None:
-            _log_result(scenario, await runner.run(scenario))
-
-        scheduler = Scheduler(run)
-        try:
-            scheduled = scheduler.start(s for s in scenarios if s.target is not None)
-            log.info(
-                "monitord %s running: %d scenarios scheduled, %d outside region %s,"
-                " %d files with errors",
-                __version__,
-                scheduled,
-                excluded,
-                config.region,
-                sum(1 for f in loaded.files if not f.ok),
-            )
-            await stop.wait()
-            log.info("stopping")
-        finally:
-            await scheduler.stop(SHUTDOWN_GRACE_S)
-            runner.close()
+    try:
+        store = Store.open(config.state_path)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        saved = store.load_states()
+    except StoreError as exc:
+        store.close()
+        raise StartupError(str(exc)) from None
+    try:
+        async with open_probes(user_agent=f"monitord/{__version__}") as probes:
+            runner = Runner(probes, expression_budget_s=config.defaults.expression_budget_ms / 1000)
+            try:
+                monitor = Monitor(config, environ, store, runner, Metrics(), saved)
+                await _serve(config, stop, notifier, monitor)
+            finally:
+                runner.close()
+    finally:
+        store.close()
+        notifier.close()
     log.info("stopped")
+
+
+async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monitor: Monitor) -> None:
+    # Beat at least as often as the watchdog wants keep-alives.
+    period = min(BEAT_PERIOD_S, notifier.watchdog_interval_s or BEAT_PERIOD_S)
+    heartbeat = Heartbeat(lambda: monitor.scheduler_running, notifier, period_s=period)
+
+    async def reload() -> ReloadReport:
+        notifier.reloading()
+        try:
+            return await monitor.reload()
+        finally:
+            notifier.ready()
+
+    app = build_app(Api(monitor, monitor.metrics, heartbeat, config.admin_key, reload))
+    http = web.AppRunner(app, access_log=None, handle_signals=False)
+    await http.setup()
+    background = _Background()
+    try:
+        await _listen(http, config.listen_host, config.listen_port)
+        report = await monitor.start()
+        background.spawn(heartbeat.run(), "heartbeat")
+        if config.watch_interval_s:
+            watch = FolderWatch(config.scenario_paths, reload, config.watch_interval_s)
+            background.spawn(watch.run(), "file watch")
+        _reload_on_sighup(background, reload)
+        log.info(
+            "monitord %s running in region %s: %d scenarios%s",
+            __version__,
+            config.region,
+            len(monitor),
+            "" if report.ok else f", {len(report.errors)} load errors",
+        )
+        notifier.ready(f"{len(monitor)} scenarios")
+        await stop.wait()
+        log.info("stopping: letting runs in flight finish (up to %.0f s)", SHUTDOWN_GRACE_S)
+        notifier.stopping()
+    finally:
+        _ignore_sighup()
+        await background.cancel()
+        await monitor.stop(SHUTDOWN_GRACE_S)
+        await http.cleanup()
+
+
+async def _listen(http: web.AppRunner, host: str, port: int) -> None:
+    try:
+        await web.TCPSite(http, host, port).start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (the listen setting)"
+        ) from None
+    for address in http.addresses:
+        log.info("listening on http://%s:%d", *_host_port(address))
+
+
+def _host_port(address: Any) -> tuple[str, int]:
+    host, port = address[0], address[1]
+    return (f"[{host}]" if ":" in host else host), port
+
+
+class _Background:
+    """Long-running tasks of the daemon; a task that dies is logged, not lost silently."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped: %r", task.get_name(), task.exception())
+
+    async def cancel(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -72,14 +161,17 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def _log_result(scenario: Scenario, result: Result) -> None:
-    scenario_log = ScenarioLog(log, scenario)
-    detail = f"{result.outcome.value} in {result.duration_ms:.1f} ms"
-    if result.status_code is not None:
-        detail += f" (status {result.status_code})"
-    if result.reasons:
-        detail += ": " + "; ".join(result.reasons)
-    if result.outcome is Outcome.FAILURE:
-        scenario_log.warning("%s", detail)
-    else:
-        scenario_log.info("%s", detail)
+def _reload_on_sighup(
+    background: _Background, reload: Callable[[], Coroutine[Any, Any, ReloadReport]]
+) -> None:
+    def on_sighup() -> None:
+        log.info("SIGHUP: reloading")
+        background.spawn(reload(), "reload")
+
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+
+
+def _ignore_sighup() -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

@@ -80,5 +80,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO", stream: Any = None) ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every job start at INFO; its warnings still come through.
+    # APScheduler logs every job start at INFO, and a skipped run as a warning
+    # without the scenario's id; the daemon logs those itself, with it.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("apscheduler.scheduler").setLevel(max(logging.ERROR, root.level))

@@ -7,19 +7,28 @@
   a small trigger, never APScheduler's CronTrigger, which numbers days from
   Monday and has its own DST handling.
 * A run that could not start on time runs once, as soon as it can (coalesced,
-  no misfire grace limit); a run still going when the next is due skips it.
+  no misfire grace limit) and the slots it stands in for are counted as missed;
+  a run still going when the next is due makes that one skip, counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_SUBMITTED,
+    JobSubmissionEvent,
+)
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -79,42 +88,126 @@ def trigger_for(scenario: Scenario) -> BaseTrigger | None:
     )
 
 
-class Scheduler:
-    """Owns the APScheduler instance and the set of runs in flight."""
+class ScheduleObserver(Protocol):
+    """What the scheduler reports about timeliness (metrics and logs)."""
 
-    def __init__(self, run: RunScenario) -> None:
+    def started(self, scenario: Scenario, lateness_s: float) -> None: ...
+
+    def missed(self, scenario: Scenario, slots: int) -> None: ...
+
+    def skipped(self, scenario: Scenario, slots: int) -> None: ...
+
+
+class Scheduler:
+    """Owns the APScheduler instance, the jobs (one per scenario) and the runs in flight.
+
+    APScheduler coalesces late runs into one and refuses a run while the previous
+    one is still going, but it reports neither as a count. The scheduler listens
+    to its submission events to measure lateness (start minus due time), to count
+    the slots that a coalesced run stands in for (missed), and the runs refused
+    because the previous one was still going (skipped).
+    """
+
+    def __init__(self, run: RunScenario, observer: ScheduleObserver) -> None:
         self._run = run
+        self._observer = observer
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._scheduler.add_listener(self._on_refused, EVENT_JOB_MAX_INSTANCES)
+        self._scenarios: dict[str, Scenario] = {}
+        self._triggers: dict[str, BaseTrigger] = {}
+        self._last_due: dict[str, datetime] = {}  # the latest slot each job stood for
+        self._due: dict[str, datetime] = {}  # submitted, not yet started
         self._running: set[asyncio.Task[Any]] = set()
 
-    def start(self, scenarios: Iterable[Scenario]) -> int:
-        """Schedule ``scenarios`` and start; returns how many were scheduled."""
-        count = 0
-        for scenario in scenarios:
-            trigger = trigger_for(scenario)
-            if trigger is None:
-                continue
-            self._scheduler.add_job(
-                self._run_one,
-                trigger,
-                args=(scenario,),
-                id=scenario.id,
-                name=scenario.name,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-                replace_existing=True,
-            )
-            count += 1
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running) and self._scheduler.state == STATE_RUNNING
+
+    def start(self) -> None:
         self._scheduler.start()
-        return count
+
+    def schedule(self, scenario: Scenario) -> bool:
+        """Schedule ``scenario`` (replacing its previous job); False if it has no schedule."""
+        self.unschedule(scenario.id)
+        trigger = trigger_for(scenario)
+        if trigger is None:
+            return False
+        self._scenarios[scenario.id] = scenario
+        self._triggers[scenario.id] = trigger
+        self._scheduler.add_job(
+            self._run_one,
+            trigger,
+            args=(scenario,),
+            id=scenario.id,
+            name=scenario.name,
+            max_instances=1,  # never two runs of one scenario at once
+            coalesce=True,  # a late run runs once, not once per missed slot
+            misfire_grace_time=None,  # and it runs however late it is
+            replace_existing=True,
+        )
+        return True
+
+    def unschedule(self, scenario_id: str) -> None:
+        if self._scenarios.pop(scenario_id, None) is None:
+            return
+        self._triggers.pop(scenario_id, None)
+        self._last_due.pop(scenario_id, None)
+        self._due.pop(scenario_id, None)
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(scenario_id)
+
+    def next_run(self, scenario_id: str) -> datetime | None:
+        job = self._scheduler.get_job(scenario_id) if scenario_id in self._scenarios else None
+        # A job added before start() has no next run time until the scheduler starts.
+        return None if job is None else getattr(job, "next_run_time", None)
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        due = event.scheduled_run_times[-1]
+        # A coalesced run stands in for every slot since the previous one, and APScheduler
+        # reports only the last: the run is as late as the first slot it stands in for.
+        self._due[event.job_id] = self._first_slot(event.job_id, due)
+        self._count_missed(event.job_id, due)
+
+    def _first_slot(self, job_id: str, due: datetime) -> datetime:
+        previous = self._last_due.get(job_id)
+        trigger = self._triggers.get(job_id)
+        if previous is None or trigger is None:
+            return due
+        first: datetime | None = trigger.get_next_fire_time(previous, due)
+        return due if first is None or first > due else first
+
+    def _on_refused(self, event: JobSubmissionEvent) -> None:
+        scenario = self._scenarios.get(event.job_id)
+        if scenario is None:
+            return
+        due = event.scheduled_run_times[-1]
+        self._count_missed(event.job_id, due)
+        self._observer.skipped(scenario, 1)
+
+    def _count_missed(self, job_id: str, due: datetime) -> None:
+        previous = self._last_due.get(job_id)
+        self._last_due[job_id] = due
+        scenario = self._scenarios.get(job_id)
+        trigger = self._triggers.get(job_id)
+        if previous is None or scenario is None or trigger is None:
+            return
+        slots = slots_between(trigger, previous, due)
+        if slots:
+            self._observer.missed(scenario, slots)
 
     async def _run_one(self, scenario: Scenario) -> None:
+        due = self._due.pop(scenario.id, None)
+        if due is not None:
+            lateness = (datetime.now(UTC) - due).total_seconds()
+            self._observer.started(scenario, max(lateness, 0.0))
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
             await self._run(scenario)
+        except Exception:  # the run function records its own failures; this is a bug guard
+            log.exception("run of scenario %s raised", scenario.id)
         finally:
             if task is not None:
                 self._running.discard(task)
@@ -133,3 +226,20 @@ class Scheduler:
                 await asyncio.wait(pending, timeout=1.0)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+
+# Counting missed slots steps through the schedule; past this many it stops counting.
+MAX_COUNTED_SLOTS = 100_000
+
+
+def slots_between(trigger: BaseTrigger, previous: datetime, due: datetime) -> int:
+    """How many fire times lie strictly between ``previous`` and ``due``."""
+    if isinstance(trigger, IntervalTrigger):
+        period: float = trigger.interval.total_seconds()
+        return max(round((due - previous).total_seconds() / period) - 1, 0)
+    count = 0
+    moment = trigger.get_next_fire_time(previous, due)
+    while moment is not None and moment < due and count < MAX_COUNTED_SLOTS:
+        count += 1
+        moment = trigger.get_next_fire_time(moment, due)
+    return count

@@ -1,14 +1,26 @@
-"""Trigger construction: stable interval spread and the cron trigger."""
+"""Scheduling: interval spread, the cron trigger (DST), and the Scheduler on a real loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from monitord.config.cron import parse_cron
-from monitord.model import Schedule
-from monitord.scheduler import PHASE_EPOCH, CronTrigger, spread_offset, trigger_for
+from monitord.model import Scenario, Schedule
+from monitord.scheduler import (
+    PHASE_EPOCH,
+    CronTrigger,
+    Scheduler,
+    slots_between,
+    spread_offset,
+    trigger_for,
+)
 from tests.factories import api_scenario
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
@@ -59,3 +71,348 @@ def test_a_cron_that_runs_out_ends_instead_of_raising() -> None:
     last = trigger.get_next_fire_time(None, NOW)
     assert last == datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
     assert trigger.get_next_fire_time(last, last) is None
+
+
+# --- the Scheduler on the real event loop with the real APScheduler ------------------
+
+
+class Recorder:
+    """A ScheduleObserver that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[str, float]] = []
+        self.misses: list[tuple[str, int]] = []
+        self.skips: list[tuple[str, int]] = []
+
+    def started(self, scenario: Scenario, lateness_s: float) -> None:
+        self.starts.append((scenario.id, lateness_s))
+
+    def missed(self, scenario: Scenario, slots: int) -> None:
+        self.misses.append((scenario.id, slots))
+
+    def skipped(self, scenario: Scenario, slots: int) -> None:
+        self.skips.append((scenario.id, slots))
+
+
+class Runs:
+    """A run function that records when each run started (wall clock and monotonic)."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.started: list[tuple[Scenario, datetime, float]] = []
+        self.finished = 0
+        self.cancelled = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(self, scenario: Scenario) -> None:
+        self.started.append((scenario, datetime.now(UTC), time.monotonic()))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.seconds:
+                await asyncio.sleep(self.seconds)
+            self.finished += 1
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+    def __len__(self) -> int:
+        return len(self.started)
+
+    def since(self, moment: float) -> list[float]:
+        """Monotonic start times of the runs that started at or after ``moment``."""
+        return [mono for _, _, mono in self.started if mono >= moment]
+
+
+def every_second(name: str = "every second") -> Scenario:
+    """A 1-second interval scenario whose phase puts its first slot 0.1-0.3 s from now."""
+    base = replace(api_scenario("http://127.0.0.1:9/", name=name), schedule=Schedule(interval_s=1))
+    elapsed = (datetime.now(UTC) - PHASE_EPOCH).total_seconds()
+    while True:
+        scenario = replace(base, id=str(uuid.uuid4()))
+        if 0.1 <= (spread_offset(scenario.id, 1) - elapsed) % 1 <= 0.3:
+            return scenario
+
+
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fails with TimeoutError after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def started_scheduler(run: Runs, observer: Recorder) -> AsyncIterator[Scheduler]:
+    scheduler = Scheduler(run, observer)
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop(0.2)
+        await asyncio.sleep(0)  # APScheduler's shutdown is a callback on the loop
+
+
+async def test_interval_scenario_runs_every_interval_on_time() -> None:
+    run, observer = Runs(), Recorder()
+    scenario = every_second()
+    async with started_scheduler(run, observer) as scheduler:
+        assert scheduler.running
+        assert scheduler.schedule(scenario) is True
+        await until(lambda: len(run) >= 2)
+        starts = [mono for _, _, mono in run.started]
+        assert all(s is scenario for s, _, _ in run.started)
+        assert 0.5 < starts[1] - starts[0] < 1.5
+        # One lateness per run, each small and never negative.
+        assert len(observer.starts) == len(run)
+        assert {sid for sid, _ in observer.starts} == {scenario.id}
+        assert all(0 <= lateness < 0.5 for _, lateness in observer.starts)
+        assert observer.misses == []
+        assert observer.skips == []
+
+
+async def test_a_blocked_loop_runs_the_scenario_once_late_and_counts_missed_slots() -> None:
+    run, observer = Runs(), Recorder()
+    scenario = every_second()
+    async with started_scheduler(run, observer) as scheduler:
+        scheduler.schedule(scenario)
+        await until(lambda: len(run) >= 1)
+        before = len(run)
+        time.sleep(3.5)  # block the event loop on purpose: three slots pass meanwhile
+        unblocked = time.monotonic()
+        await until(lambda: len(run.since(unblocked)) >= 1)
+        catch_up = run.started[before][1]
+        next_slot = scheduler.next_run(scenario.id)
+        assert next_slot is not None
+        # The schedule keeps its phase: the next slot is the regular one after the block.
+        assert catch_up < next_slot < catch_up + timedelta(seconds=1)
+        # Wait for that regular run: no run other than the catch-up lies between them.
+        await until(lambda: len(run) > before + 1, seconds=3)
+        assert [w for _, w, _ in run.started[before:] if w < next_slot] == [catch_up]
+        assert run.started[before + 1][1] >= next_slot
+        # The missed slots are counted (2 or 3, by where in the second the block began),
+        # and the one late run is as late as the first slot it stands in for.
+        assert len(observer.misses) == 1
+        missed_id, slots = observer.misses[0]
+        assert missed_id == scenario.id
+        assert slots in (2, 3)
+        assert len(observer.starts) >= before + 1
+        assert observer.starts[before][1] >= 2.0
+        assert observer.starts[before][1] < 3.6
+        assert observer.skips == []
+
+
+async def test_a_run_still_going_makes_the_next_slots_skip() -> None:
+    run, observer = Runs(seconds=2.5), Recorder()
+    scenario = every_second()
+    async with started_scheduler(run, observer) as scheduler:
+        scheduler.schedule(scenario)
+        await until(lambda: len(observer.skips) >= 2)
+        assert observer.skips[:2] == [(scenario.id, 1), (scenario.id, 1)]
+        assert run.max_in_flight == 1
+        assert len(run) == 1  # the slots during the run were skipped, not queued
+        assert observer.misses == []  # a skipped slot is not also a missed one
+
+
+async def test_scheduling_the_same_id_again_replaces_the_job() -> None:
+    run, observer = Runs(), Recorder()
+    scenario = every_second(name="before")
+    async with started_scheduler(run, observer) as scheduler:
+        scheduler.schedule(scenario)
+        renamed = replace(scenario, name="after")
+        assert scheduler.schedule(renamed) is True
+        await until(lambda: len(run) >= 2)
+        # One job: only the new definition runs, once per second (not twice).
+        assert [s.name for s, _, _ in run.started] == ["after"] * len(run)
+        first, second = (mono for _, _, mono in run.started[:2])
+        assert second - first > 0.5
+
+
+async def test_unschedule_stops_the_runs() -> None:
+    run, observer = Runs(), Recorder()
+    scenario = every_second()
+    async with started_scheduler(run, observer) as scheduler:
+        scheduler.schedule(scenario)
+        await until(lambda: len(run) >= 1)
+        scheduler.unschedule(scenario.id)
+        stopped = time.monotonic()
+        assert scheduler.next_run(scenario.id) is None
+        # Two and a half slots: a bounded wait is the point of this test.
+        await asyncio.sleep(2.5)
+        assert run.since(stopped) == []
+        assert scheduler.running
+        scheduler.unschedule(scenario.id)  # a second time is harmless
+
+
+async def test_next_run_and_running() -> None:
+    run, observer = Runs(), Recorder()
+    scheduler = Scheduler(run, observer)
+    scenario = every_second()
+    assert scheduler.running is False
+    assert scheduler.schedule(scenario) is True
+    assert scheduler.next_run(scenario.id) is None  # not started: not known yet
+    scheduler.start()
+    try:
+        assert scheduler.running is True
+        now = datetime.now(UTC)
+        next_run = scheduler.next_run(scenario.id)
+        assert next_run is not None
+        assert now < next_run <= now + timedelta(seconds=1)
+        assert scheduler.next_run("no-such-scenario") is None
+        unscheduled = replace(every_second(), schedule=None)
+        assert scheduler.schedule(unscheduled) is False
+        assert scheduler.next_run(unscheduled.id) is None
+    finally:
+        await scheduler.stop(0.2)
+    assert scheduler.running is False
+    await asyncio.sleep(0)
+
+
+async def test_stop_waits_for_a_run_that_finishes_within_the_grace() -> None:
+    run, observer = Runs(seconds=0.3), Recorder()
+    scheduler = Scheduler(run, observer)
+    scheduler.start()
+    scheduler.schedule(every_second())
+    await until(lambda: len(run) >= 1)
+    began = time.monotonic()
+    await scheduler.stop(5.0)
+    await asyncio.sleep(0)
+    assert (run.finished, run.cancelled) == (1, 0)
+    assert time.monotonic() - began < 2.0
+    assert scheduler.running is False
+
+
+async def test_stop_cancels_a_run_that_outlasts_the_grace() -> None:
+    run, observer = Runs(seconds=30), Recorder()
+    scheduler = Scheduler(run, observer)
+    scheduler.start()
+    scheduler.schedule(every_second())
+    await until(lambda: len(run) >= 1)
+    began = time.monotonic()
+    await scheduler.stop(0.2)
+    await asyncio.sleep(0)
+    assert time.monotonic() - began < 2.0
+    assert (run.finished, run.cancelled) == (0, 1)
+    assert run.in_flight == 0
+    assert scheduler.running is False
+
+
+# --- counting slots ----------------------------------------------------------------------
+
+
+def test_slots_between_interval_slots() -> None:
+    scenario = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=30))
+    trigger = trigger_for(scenario)
+    assert trigger is not None
+    period = timedelta(seconds=30)
+    assert slots_between(trigger, NOW, NOW + 5 * period) == 4
+    assert slots_between(trigger, NOW, NOW + period) == 0
+    assert slots_between(trigger, NOW, NOW + 2 * period) == 1
+
+
+def test_slots_between_cron_slots() -> None:
+    trigger = CronTrigger(parse_cron("* * * * *", "UTC", NOW))
+    assert slots_between(trigger, NOW, NOW + timedelta(minutes=5)) == 4
+    assert slots_between(trigger, NOW, NOW + timedelta(minutes=1)) == 0
+    # The Quartz dialect with seconds: every 20 s, 10:00:00 -> 10:01:00 has 10:00:20, 10:00:40.
+    quartz = CronTrigger(parse_cron("*/20 * * * * ?", "UTC", NOW))
+    assert slots_between(quartz, NOW, NOW + timedelta(minutes=1)) == 2
+
+
+# --- cron across DST, through the trigger, with a controlled clock ------------------------
+# Europe/Berlin springs forward on 2026-03-29 (02:00 CET -> 03:00 CEST) and falls back on
+# 2026-10-25 (03:00 CEST -> 02:00 CET). Each step passes the previous fire time and an
+# explicit "now", as APScheduler does.
+
+BERLIN = "Europe/Berlin"
+
+
+def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+
+def trigger_fires(trigger: CronTrigger, now: datetime, count: int) -> list[datetime]:
+    """Fire times as APScheduler asks for them: first from ``now``, then from the last fire."""
+    fires: list[datetime] = []
+    previous: datetime | None = None
+    for _ in range(count):
+        moment = trigger.get_next_fire_time(previous, now)
+        assert moment is not None
+        fires.append(moment)
+        previous = now = moment
+    return fires
+
+
+def berlin(expression: str) -> CronTrigger:
+    return CronTrigger(parse_cron(expression, BERLIN, NOW))
+
+
+def test_trigger_spring_forward_daily_in_the_gap_runs_at_the_next_valid_instant() -> None:
+    trigger = berlin("30 2 * * *")
+    # 02:30 does not exist on 03-29: it runs once at 03:00 CEST, then 02:30 CEST again.
+    assert trigger_fires(trigger, utc(3, 28, 12), 3) == [
+        utc(3, 29, 1, 0),
+        utc(3, 30, 0, 30),
+        utc(3, 31, 0, 30),
+    ]
+    # "now" inside the gap's night, before the gap: the first fire is still 03:00 CEST.
+    assert trigger.get_next_fire_time(None, utc(3, 29, 0, 45)) == utc(3, 29, 1, 0)
+    # "now" just after the transition: 02:30 of that day is gone, tomorrow's is next.
+    assert trigger.get_next_fire_time(None, utc(3, 29, 1, 0)) == utc(3, 30, 0, 30)
+
+
+def test_trigger_spring_forward_hourly_has_no_duplicate() -> None:
+    # 02:00 does not exist: it would run at 03:00 CEST, which is also the 03:00 slot. Once.
+    assert trigger_fires(berlin("0 * * * *"), utc(3, 28, 23, 30), 4) == [
+        utc(3, 29, 0),  # 01:00 CET
+        utc(3, 29, 1),  # 03:00 CEST (02:00 does not exist)
+        utc(3, 29, 2),  # 04:00 CEST
+        utc(3, 29, 3),  # 05:00 CEST
+    ]
+
+
+def test_trigger_fall_back_daily_in_the_repeated_hour_runs_once() -> None:
+    trigger = berlin("30 2 * * *")
+    assert trigger_fires(trigger, utc(10, 24, 12), 3) == [
+        utc(10, 25, 0, 30),  # 02:30 CEST, the first 02:30
+        utc(10, 26, 1, 30),  # 02:30 CET the next day; the second 02:30 of 10-25 is skipped
+        utc(10, 27, 1, 30),
+    ]
+    # Asked during the first pass of the repeated hour, before 02:30: it is still to come.
+    assert trigger.get_next_fire_time(None, utc(10, 25, 0, 15)) == utc(10, 25, 0, 30)
+    # Asked after the first 02:30 but before the second: the second does not fire.
+    assert trigger.get_next_fire_time(None, utc(10, 25, 0, 45)) == utc(10, 26, 1, 30)
+
+
+def test_trigger_fall_back_hourly_has_no_duplicate_and_skips_only_the_repeated_hour() -> None:
+    fires = trigger_fires(berlin("0 * * * *"), utc(10, 24, 22, 30), 5)
+    assert fires == [
+        utc(10, 24, 23),  # 01:00 CEST
+        utc(10, 25, 0),  # 02:00 CEST
+        # 02:00 CET (01:00Z) is 02:00 a second time: it does not run again.
+        utc(10, 25, 2),  # 03:00 CET
+        utc(10, 25, 3),  # 04:00 CET
+        utc(10, 25, 4),  # 05:00 CET
+    ]
+    assert len(set(fires)) == len(fires)
+    gaps = [b - a for a, b in itertools.pairwise(fires)]
+    assert gaps == [timedelta(hours=1), timedelta(hours=2), timedelta(hours=1), timedelta(hours=1)]
+
+
+def test_trigger_steps_from_the_previous_fire_not_from_now() -> None:
+    # APScheduler enumerates the slots a late run missed by passing the previous fire and
+    # a later "now"; the trigger must answer the slot after the previous fire.
+    trigger = berlin("0 * * * *")
+    later = utc(10, 25, 6)
+    assert trigger.get_next_fire_time(utc(10, 24, 23), later) == utc(10, 25, 0)
+    assert trigger.get_next_fire_time(utc(10, 25, 0), later) == utc(10, 25, 2)
+
+
+def test_slots_between_across_dst_nights() -> None:
+    hourly = berlin("0 * * * *")
+    # Fall back: between 01:00 CEST and 04:00 CET lie 02:00 CEST and 03:00 CET only.
+    assert slots_between(hourly, utc(10, 24, 23), utc(10, 25, 3)) == 2
+    # Spring forward: between 01:00 CET and 04:00 CEST lies only 03:00 CEST.
+    assert slots_between(hourly, utc(3, 29, 0), utc(3, 29, 2)) == 1

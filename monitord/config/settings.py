@@ -71,6 +71,7 @@ class Config:
     timezone: str = "UTC"
     listen_host: str = "127.0.0.1"
     listen_port: int = 9480
+    watch_interval_s: int = 2  # how often the scenario files are checked for changes; 0 = never
     admin_key: Secret | None = None
     services: tuple[Service, ...] = ()
     events: EventsConfig | None = None
@@ -142,6 +143,7 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
 
 _TOP_KEYS = (
     "scenarios",
+    "watchIntervalSeconds",
     "state",
     "region",
     "timezone",
@@ -180,6 +182,9 @@ def _read_config(top: Section, path: Path, env: Mapping[str, str]) -> Config:
             top.error("listen", f"must be HOST:PORT (e.g. 127.0.0.1:9480), got {listen!r}")
         else:
             values["listen_host"], values["listen_port"] = parsed
+    watch = top.integer("watchIntervalSeconds", minimum=0, maximum=3600)
+    if watch is not None:
+        values["watch_interval_s"] = watch
     if top.has("adminKey"):
         values["admin_key"] = read_secret(top, "adminKey", path.parent, env)
     services = _read_services(top)

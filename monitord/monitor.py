@@ -1,0 +1,418 @@
+"""The running set of scenarios: what is loaded and scheduled, and how each one is doing.
+
+One ``Entry`` per scenario of this region holds the scenario, its state
+(``tracker``) and its run counts (``metrics.RunStats``). Every result, from
+the schedule or from a manual run, goes through ``_record``: new state, saved
+to the store, counted, logged, and a transition when one happens.
+
+Reloads (SPEC §8) are applied per file: a file that loads replaces what came
+from it; a file that fails keeps its previous scenarios; a file that is gone
+takes its scenarios with it. Scenarios whose fingerprint did not change keep
+their job and state; changed ones are rescheduled; removed ones stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitord.config.errors import LoadError
+from monitord.config.scenarios import LoadSet, load_scenarios
+from monitord.config.settings import Config
+from monitord.logs import ScenarioLog
+from monitord.metrics import Metrics, RunStats, ScenarioSample
+from monitord.model import Outcome, Result, Scenario, ScenarioType, format_timestamp
+from monitord.runner import Runner
+from monitord.scheduler import Scheduler
+from monitord.store import Store, StoreError
+from monitord.tracker import Change, ScenarioState, Status, Transition, advance
+
+log = logging.getLogger(__name__)
+
+TransitionHandler = Callable[[Scenario, Transition], None]
+
+
+class UnknownScenarioError(LookupError):
+    pass
+
+
+class NotRunnableError(RuntimeError):
+    """The scenario exists but cannot be run now (BATCH, or a run is in progress)."""
+
+
+class Entry:
+    __slots__ = ("running", "scenario", "state", "stats")
+
+    def __init__(self, scenario: Scenario, state: ScenarioState) -> None:
+        self.scenario = scenario
+        self.state = state
+        self.stats = RunStats()
+        self.running = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    errors: tuple[LoadError, ...] = ()
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    kept_files: tuple[str, ...] = ()  # files with errors whose previous scenarios keep running
+    out_of_region: int = 0
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        text = (
+            f"{self.added} added, {self.changed} changed, {self.removed} removed,"
+            f" {self.unchanged} unchanged"
+        )
+        if self.out_of_region:
+            text += f", {self.out_of_region} outside this region"
+        if self.errors:
+            text += f"; {len(self.errors)} errors"
+        if self.kept_files:
+            text += f"; {len(self.kept_files)} files with errors keep their previous scenarios"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "successful": self.ok,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "outOfRegion": self.out_of_region,
+            "keptFiles": list(self.kept_files),
+            "errors": [str(e) for e in self.errors],
+        }
+
+
+class Monitor:
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        store: Store,
+        runner: Runner,
+        metrics: Metrics,
+        saved_states: Mapping[str, ScenarioState] | None = None,
+    ) -> None:
+        self._config = config
+        self._environ = dict(environ)
+        self._store = store
+        self._runner = runner
+        self._metrics = metrics
+        self._schedule_metrics = _ScheduleMetrics(metrics)
+        self._scheduler = Scheduler(self._run_scheduled, self._schedule_metrics)
+        self._entries: dict[str, Entry] = {}
+        self._files: dict[str, tuple[Scenario, ...]] = {}  # what each file contributes now
+        # States from the last process, taken up as their scenarios load.
+        self._saved = dict(store.load_states() if saved_states is None else saved_states)
+        self._reload_lock = asyncio.Lock()
+        self.transition_handlers: list[TransitionHandler] = [_log_transition]
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> ReloadReport:
+        """Load the scenario files and start the schedule."""
+        report = await self.reload()
+        if report.ok:  # every file loaded: state of scenarios that are gone is stale
+            stale = [sid for sid in self._saved if sid not in self._entries]
+            self._store.delete_states(stale)
+            self._saved.clear()
+        self._scheduler.start()
+        return report
+
+    async def stop(self, grace_s: float) -> None:
+        await self._scheduler.stop(grace_s)
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
+
+    @property
+    def scheduler_running(self) -> bool:
+        return self._scheduler.running
+
+    # --- reload ------------------------------------------------------------------------
+
+    async def reload(self) -> ReloadReport:
+        """Read the scenario files again and apply what changed (one reload at a time)."""
+        async with self._reload_lock:
+            # Reading and compiling files is slow work; keep it off the event loop.
+            loaded = await asyncio.to_thread(
+                load_scenarios, self._config.scenario_paths, self._config, self._environ
+            )
+            report = self._apply(loaded)
+        for error in report.errors:
+            log.error("%s", error)
+        log.info("scenarios loaded: %s", report.summary())
+        self._metrics.reload_successful.set(int(report.ok))
+        if report.ok:
+            self._metrics.reload_success_time.set(report.at.timestamp())
+        return report
+
+    def _apply(self, loaded: LoadSet) -> ReloadReport:
+        if loaded.problems:
+            # A configured folder is missing (unmounted, renamed): change nothing
+            # rather than stop every scenario that lived there.
+            return ReloadReport(errors=loaded.errors, unchanged=len(self._entries))
+        files: dict[str, tuple[Scenario, ...]] = {}
+        kept: list[str] = []
+        for file in loaded.files:
+            if file.ok:
+                files[file.path] = file.scenarios
+            elif file.path in self._files:
+                files[file.path] = self._files[file.path]
+                kept.append(file.path)
+        wanted, out_of_region = self._wanted(files, kept)
+        removed = [sid for sid in self._entries if sid not in wanted]
+        for sid in removed:
+            self._scheduler.unschedule(sid)
+            ScenarioLog(log, self._entries.pop(sid).scenario).info("removed")
+        self._delete_states(removed)
+        added = changed = unchanged = 0
+        for scenario in wanted.values():
+            entry = self._entries.get(scenario.id)
+            if entry is None:
+                state = self._saved.pop(scenario.id, None) or ScenarioState()
+                entry = self._entries[scenario.id] = Entry(scenario, state)
+                self._scheduler.schedule(scenario)
+                added += 1
+            elif entry.scenario.fingerprint != scenario.fingerprint:
+                entry.scenario = scenario
+                self._scheduler.schedule(scenario)
+                ScenarioLog(log, scenario).info("changed: rescheduled")
+                changed += 1
+            else:
+                entry.scenario = scenario  # same meaning; its file or line may have moved
+                unchanged += 1
+        self._files = files
+        return ReloadReport(
+            errors=loaded.errors,
+            added=added,
+            changed=changed,
+            removed=len(removed),
+            unchanged=unchanged,
+            kept_files=tuple(kept),
+            out_of_region=out_of_region,
+        )
+
+    def _wanted(
+        self, files: Mapping[str, tuple[Scenario, ...]], kept: Iterable[str]
+    ) -> tuple[dict[str, Scenario], int]:
+        """The scenarios to run, by id. Files that loaded come first, so when a kept
+        (stale) file clashes with one that loaded, the fresh definition wins."""
+        stale = set(kept)
+        wanted: dict[str, Scenario] = {}
+        names: set[tuple[str, str]] = set()
+        out_of_region = 0
+        for path in sorted(files, key=lambda p: p in stale):
+            for scenario in files[path]:
+                if not scenario.runs_in(self._config.region):
+                    out_of_region += 1
+                    continue
+                name = (scenario.app_key, scenario.name)
+                if scenario.id in wanted or name in names:
+                    ScenarioLog(log, scenario).warning(
+                        "not kept from %s: another file now defines this id or name", path
+                    )
+                    continue
+                wanted[scenario.id] = scenario
+                names.add(name)
+        return wanted, out_of_region
+
+    # --- runs --------------------------------------------------------------------------
+
+    async def _run_scheduled(self, scenario: Scenario) -> None:
+        entry = self._entries.get(scenario.id)
+        if entry is None:
+            return
+        if entry.running:  # a manual run is going: this slot skips, as for an overlap
+            self._schedule_metrics.skipped(entry.scenario, 1)
+            return
+        await self._execute(entry)
+
+    async def run_now(self, scenario_id: str) -> Result:
+        """Run a scenario at once, outside its schedule; its result counts like any other."""
+        entry = self._entries.get(scenario_id)
+        if entry is None:
+            raise UnknownScenarioError(scenario_id)
+        if entry.scenario.type is ScenarioType.BATCH:
+            raise NotRunnableError("BATCH scenarios receive payloads; they are not probed")
+        if entry.running:
+            raise NotRunnableError("a run of this scenario is in progress")
+        return await self._execute(entry)
+
+    async def _execute(self, entry: Entry) -> Result:
+        entry.running = True
+        try:
+            result = await self._runner.run(entry.scenario)
+        finally:
+            entry.running = False
+        self._record(entry, result)
+        return result
+
+    def _record(self, entry: Entry, result: Result) -> None:
+        scenario = entry.scenario
+        scenario_log = ScenarioLog(log, scenario)
+        _log_result(scenario_log, result)
+        if self._entries.get(scenario.id) is not entry:
+            return  # removed by a reload while it ran
+        state, transition = advance(entry.state, result, scenario.error_limit)
+        entry.state = state
+        entry.stats.observe(result)
+        try:
+            self._store.save_state(scenario.id, state)
+        except StoreError as exc:
+            scenario_log.error("state not saved: %s", exc)
+        if transition is not None:
+            for handler in self.transition_handlers:
+                handler(scenario, transition)
+
+    def _delete_states(self, scenario_ids: list[str]) -> None:
+        if not scenario_ids:
+            return
+        try:
+            self._store.delete_states(scenario_ids)
+        except StoreError as exc:
+            log.error("state of %d removed scenarios not deleted: %s", len(scenario_ids), exc)
+
+    # --- views -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def counts_by_type(self) -> Counter[ScenarioType]:
+        return Counter(entry.scenario.type for entry in self._entries.values())
+
+    def samples(self) -> list[ScenarioSample]:
+        region = self._config.region
+        return [_sample(entry, region) for entry in self._entries.values()]
+
+    def describe(self) -> dict[str, Any]:
+        """``GET /api/v1/scenarios``: every scenario with its state; numErrors = failing."""
+        scenarios = [self._describe(entry) for entry in self._entries.values()]
+        failing = sum(1 for e in self._entries.values() if e.state.status is Status.FAILING)
+        return {"numErrors": failing, "scenarios": scenarios}
+
+    def describe_one(self, scenario_id: str) -> dict[str, Any]:
+        entry = self._entries.get(scenario_id)
+        if entry is None:
+            raise UnknownScenarioError(scenario_id)
+        return self._describe(entry)
+
+    def _describe(self, entry: Entry) -> dict[str, Any]:
+        scenario, state = entry.scenario, entry.state
+        next_run = self._scheduler.next_run(scenario.id)
+        return {
+            "scenarioId": scenario.id,
+            "scenarioName": scenario.name,
+            "scenarioType": scenario.type.value,
+            "appKey": scenario.app_key,
+            "source": f"{scenario.source.path}:{scenario.source.line}",
+            "schedule": _schedule_text(scenario),
+            "state": state.status.value,
+            "consecutiveFailures": state.consecutive_failures,
+            "errorLimitCount": scenario.error_limit,
+            "failingSince": _timestamp(state.failing_since),
+            "lastResult": None if state.last_result is None else state.last_result.to_json(),
+            "nextRunAt": _timestamp(next_run),
+        }
+
+
+class _ScheduleMetrics:
+    """Schedule timeliness into metrics, and into the log where an operator should see it."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def started(self, scenario: Scenario, lateness_s: float) -> None:
+        self._metrics.lateness.observe(lateness_s)
+
+    def missed(self, scenario: Scenario, slots: int) -> None:
+        self._metrics.missed.inc(slots)
+        ScenarioLog(log, scenario).warning(
+            "%d scheduled runs missed (the daemon could not start them on time); ran once late",
+            slots,
+        )
+
+    def skipped(self, scenario: Scenario, slots: int) -> None:
+        self._metrics.skipped.inc(slots)
+        ScenarioLog(log, scenario).warning(
+            "run skipped: the previous run was still going when this one was due"
+        )
+
+
+def _sample(entry: Entry, region: str) -> ScenarioSample:
+    scenario, state, stats = entry.scenario, entry.state, entry.stats
+    up, last_run = stats.up, stats.last_run_s
+    last = state.last_result
+    if last is not None:  # restored from the store, before this process ran it
+        if up is None and last.outcome is not Outcome.SUPPRESSED:
+            up = int(last.outcome is Outcome.SUCCESS)
+        if last_run is None:
+            last_run = last.started_at.timestamp() + last.duration_ms / 1000
+    return ScenarioSample(
+        labels=(scenario.id, scenario.name, scenario.type.value, scenario.app_key, region),
+        failing=state.status is Status.FAILING,
+        consecutive_failures=state.consecutive_failures,
+        up=up,
+        last_run_s=last_run,
+        runs=(stats.runs[0], stats.runs[1], stats.runs[2]),
+        buckets=tuple(stats.buckets),
+        duration_sum=stats.duration_sum,
+    )
+
+
+def _schedule_text(scenario: Scenario) -> str | None:
+    schedule = scenario.schedule
+    if schedule is None:
+        return None
+    if schedule.cron is not None:
+        return f"cron {schedule.cron.expression} ({schedule.cron.timezone})"
+    return f"every {schedule.interval_s} s"
+
+
+def _timestamp(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment.astimezone(UTC))
+
+
+def _log_result(scenario_log: ScenarioLog, result: Result) -> None:
+    detail = f"{result.outcome.value} in {result.duration_ms:.1f} ms"
+    if result.status_code is not None:
+        detail += f" (status {result.status_code})"
+    if result.reasons:
+        detail += ": " + "; ".join(result.reasons)
+    if result.outcome is Outcome.FAILURE:
+        scenario_log.warning("%s", detail)
+    else:
+        scenario_log.info("%s", detail)
+
+
+def _log_transition(scenario: Scenario, transition: Transition) -> None:
+    scenario_log = ScenarioLog(log, scenario)
+    if transition.change is Change.FAILING:
+        scenario_log.warning(
+            "transition to failing: %d consecutive failures (errorLimitCount %d) since %s, %s: %s",
+            transition.consecutive_failures,
+            scenario.error_limit,
+            _timestamp(transition.failing_since),
+            transition.kind.value if transition.kind else "failure",
+            "; ".join(transition.reasons),
+        )
+    else:
+        scenario_log.info(
+            "transition to ok: recovered after %d consecutive failures since %s",
+            transition.consecutive_failures,
+            _timestamp(transition.failing_since),
+        )

@@ -1,0 +1,346 @@
+"""Metrics (SPEC §9): per-scenario run statistics and the exposition, parsed back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from monitord.metrics import (
+    DURATION_BUCKETS,
+    LATENESS_BUCKETS,
+    SCENARIO_LABELS,
+    Metrics,
+    RunStats,
+    ScenarioSample,
+)
+from monitord.model import Outcome, Result, ScenarioType
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+SHOP = ("0c96cff0-edc2-11ea-9760-8d94f461e6d4", "shop api health", "API", "shopkey", "KOR")
+GATEWAY = ("9f1c7f53-5a0e-4b4e-9d7b-1f4ab0c0d3e1", "billing gateway", "TCP", "billkey", "KOR")
+# A name with everything the text formats must escape, and some that they must not mangle.
+AWKWARD_NAME = 'say "hi" \\ back\\slash\nnew line – ümlaut 한글'
+
+
+def result(outcome: Outcome, duration_ms: float, second: int = 0) -> Result:
+    return Result(
+        scenario_id=SHOP[0],
+        scenario_name=SHOP[1],
+        scenario_type=ScenarioType.API,
+        outcome=outcome,
+        reasons=(),
+        started_at=T0.replace(second=second),
+        duration_ms=duration_ms,
+    )
+
+
+def sample(
+    labels: tuple[str, str, str, str, str],
+    stats: RunStats,
+    *,
+    failing: bool = False,
+    consecutive_failures: int = 0,
+) -> ScenarioSample:
+    return ScenarioSample(
+        labels=labels,
+        failing=failing,
+        consecutive_failures=consecutive_failures,
+        up=stats.up,
+        last_run_s=stats.last_run_s,
+        runs=(stats.runs[0], stats.runs[1], stats.runs[2]),
+        buckets=tuple(stats.buckets),
+        duration_sum=stats.duration_sum,
+    )
+
+
+# --- RunStats --------------------------------------------------------------------------
+
+
+def test_run_stats_start_empty() -> None:
+    stats = RunStats()
+    assert stats.runs == [0, 0, 0]
+    assert stats.buckets == [0] * (len(DURATION_BUCKETS) + 1)
+    assert (stats.duration_sum, stats.up, stats.last_run_s) == (0.0, None, None)
+
+
+def test_run_stats_observe() -> None:
+    stats = RunStats()
+    stats.observe(result(Outcome.SUCCESS, 30.0, second=0))  # 0.03 s: bucket le=0.05
+    assert (stats.up, stats.runs) == (1, [1, 0, 0])
+    assert stats.last_run_s == pytest.approx(T0.timestamp() + 0.03)
+    stats.observe(result(Outcome.FAILURE, 50.0, second=10))  # exactly a bound: le=0.05
+    assert (stats.up, stats.runs) == (0, [1, 1, 0])
+    stats.observe(result(Outcome.SUPPRESSED, 12_000.0, second=20))  # beyond every bound
+    # Maintenance says nothing about up: the failure before it still stands.
+    assert (stats.up, stats.runs) == (0, [1, 1, 1])
+    assert stats.last_run_s == pytest.approx(T0.timestamp() + 20 + 12.0)
+    assert stats.duration_sum == pytest.approx(0.03 + 0.05 + 12.0)
+    expected = [0] * (len(DURATION_BUCKETS) + 1)
+    expected[DURATION_BUCKETS.index(0.05)] = 2
+    expected[-1] = 1  # +Inf only
+    assert stats.buckets == expected
+    stats.observe(result(Outcome.SUCCESS, 1.0, second=30))
+    assert stats.up == 1
+    assert stats.buckets[0] == 1  # 0.001 s: le=0.01
+
+
+# --- render ------------------------------------------------------------------------------
+
+
+def scrape(
+    metrics: Metrics,
+    samples: list[ScenarioSample],
+    counts: dict[ScenarioType, int],
+    accept: str | None = None,
+) -> tuple[dict[str, Metric], str, str]:
+    body, content_type = metrics.render(samples, counts, accept)
+    text = body.decode("utf-8")
+    parser = parse_openmetrics if content_type.startswith("application/openmetrics") else parse_text
+    return {family.name: family for family in parser(text)}, text, content_type
+
+
+def values(
+    family: Metric, sample_name: str | None = None
+) -> dict[tuple[tuple[str, str], ...], float]:
+    """The family's samples (of one name) keyed by their sorted labels."""
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for s in family.samples
+        if sample_name is None or s.name == sample_name
+    }
+
+
+def key(labels: tuple[str, ...], **extra: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({**dict(zip(SCENARIO_LABELS, labels, strict=True)), **extra}.items()))
+
+
+@pytest.fixture
+def daemon_metrics() -> Metrics:
+    metrics = Metrics()
+    for lateness in (0.0005, 0.003, 0.003, 0.7, 42.0):
+        metrics.lateness.observe(lateness)
+    metrics.missed.inc(3)
+    metrics.skipped.inc(2)
+    metrics.reload_successful.set(1)
+    metrics.reload_success_time.set(1_795_000_000.5)
+    return metrics
+
+
+def shop_stats() -> RunStats:
+    stats = RunStats()
+    for outcome, ms in [
+        (Outcome.SUCCESS, 30.0),
+        (Outcome.FAILURE, 300.0),
+        (Outcome.FAILURE, 7_000.0),
+        (Outcome.SUPPRESSED, 20_000.0),
+    ]:
+        stats.observe(result(outcome, ms))
+    return stats
+
+
+SCENARIO_FAMILIES = {
+    # family name as parsed -> sample names it holds
+    "monitord_scenario_up": {"monitord_scenario_up"},
+    "monitord_scenario_failing": {"monitord_scenario_failing"},
+    "monitord_scenario_consecutive_failures": {"monitord_scenario_consecutive_failures"},
+    "monitord_scenario_runs": {"monitord_scenario_runs_total"},
+    "monitord_scenario_duration_seconds": {
+        "monitord_scenario_duration_seconds_bucket",
+        "monitord_scenario_duration_seconds_count",
+        "monitord_scenario_duration_seconds_sum",
+    },
+    "monitord_scenario_last_run_timestamp_seconds": {
+        "monitord_scenario_last_run_timestamp_seconds"
+    },
+}
+DAEMON_FAMILIES = {
+    "monitord_scenarios": {"monitord_scenarios"},
+    "monitord_schedule_lateness_seconds": {
+        "monitord_schedule_lateness_seconds_bucket",
+        "monitord_schedule_lateness_seconds_count",
+        "monitord_schedule_lateness_seconds_sum",
+    },
+    "monitord_schedule_missed": {"monitord_schedule_missed_total"},
+    "monitord_schedule_skipped": {"monitord_schedule_skipped_total"},
+    "monitord_config_last_reload_successful": {"monitord_config_last_reload_successful"},
+    "monitord_config_last_reload_success_timestamp_seconds": {
+        "monitord_config_last_reload_success_timestamp_seconds"
+    },
+}
+TYPES = {
+    "monitord_scenario_up": "gauge",
+    "monitord_scenario_failing": "gauge",
+    "monitord_scenario_consecutive_failures": "gauge",
+    "monitord_scenario_runs": "counter",
+    "monitord_scenario_duration_seconds": "histogram",
+    "monitord_scenario_last_run_timestamp_seconds": "gauge",
+    "monitord_scenarios": "gauge",
+    "monitord_schedule_lateness_seconds": "histogram",
+    "monitord_schedule_missed": "counter",
+    "monitord_schedule_skipped": "counter",
+    "monitord_config_last_reload_successful": "gauge",
+    "monitord_config_last_reload_success_timestamp_seconds": "gauge",
+}
+
+
+@pytest.mark.parametrize("accept", [None, "text/plain", OPENMETRICS])
+def test_every_family_is_exposed_with_its_labels(
+    daemon_metrics: Metrics, accept: str | None
+) -> None:
+    never_run = RunStats()
+    families, _, _ = scrape(
+        daemon_metrics,
+        [
+            sample(SHOP, shop_stats(), failing=True, consecutive_failures=2),
+            sample(GATEWAY, never_run),
+        ],
+        {ScenarioType.API: 1, ScenarioType.TCP: 1},
+        accept,
+    )
+    assert set(families) == set(SCENARIO_FAMILIES) | set(DAEMON_FAMILIES)
+    for name, family in families.items():
+        assert family.type == TYPES[name], name
+        assert {s.name for s in family.samples} <= (SCENARIO_FAMILIES | DAEMON_FAMILIES)[name]
+    for name in SCENARIO_FAMILIES:
+        extra = {"result"} if name == "monitord_scenario_runs" else set()
+        if name == "monitord_scenario_duration_seconds":
+            extra = {"le"}
+        for s in families[name].samples:
+            if s.name.endswith(("_count", "_sum")):
+                assert set(s.labels) == set(SCENARIO_LABELS), s
+            else:
+                assert set(s.labels) == set(SCENARIO_LABELS) | extra, s
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_scenario_values(daemon_metrics: Metrics, accept: str | None) -> None:
+    shop = shop_stats()
+    families, _, _ = scrape(
+        daemon_metrics,
+        [
+            sample(SHOP, shop, failing=True, consecutive_failures=2),
+            sample(GATEWAY, RunStats()),
+        ],
+        {ScenarioType.API: 1, ScenarioType.TCP: 1},
+        accept,
+    )
+    # up: the last judged run failed; absent for a scenario that has not run.
+    assert values(families["monitord_scenario_up"]) == {key(SHOP): 0.0}
+    assert values(families["monitord_scenario_failing"]) == {key(SHOP): 1.0, key(GATEWAY): 0.0}
+    assert values(families["monitord_scenario_consecutive_failures"]) == {
+        key(SHOP): 2.0,
+        key(GATEWAY): 0.0,
+    }
+    runs = values(families["monitord_scenario_runs"])
+    assert {k: v for k, v in runs.items() if ("scenario_id", SHOP[0]) in k} == {
+        key(SHOP, result="success"): 1.0,
+        key(SHOP, result="failure"): 2.0,
+        key(SHOP, result="suppressed"): 1.0,
+    }
+    assert {k: v for k, v in runs.items() if ("scenario_id", GATEWAY[0]) in k} == {
+        key(GATEWAY, result=r): 0.0 for r in ("success", "failure", "suppressed")
+    }
+    assert values(families["monitord_scenario_last_run_timestamp_seconds"]) == {
+        key(SHOP): pytest.approx(T0.timestamp() + 20.0)
+    }
+    # The duration histogram: cumulative buckets, +Inf equals the count, the sum.
+    duration = families["monitord_scenario_duration_seconds"]
+    buckets = {
+        float(s.labels["le"]): s.value
+        for s in duration.samples
+        if s.name.endswith("_bucket") and s.labels["scenario_id"] == SHOP[0]
+    }
+    assert list(buckets) == [*DURATION_BUCKETS, float("inf")]
+    expected = {b: 0.0 for b in DURATION_BUCKETS}
+    for bound in DURATION_BUCKETS:  # 0.03 s, 0.3 s, 7 s, 20 s
+        expected[bound] = float(sum(1 for d in (0.03, 0.3, 7.0) if d <= bound))
+    assert buckets == {**expected, float("inf"): 4.0}
+    assert values(duration, "monitord_scenario_duration_seconds_count")[key(SHOP)] == 4.0
+    assert values(duration, "monitord_scenario_duration_seconds_sum")[key(SHOP)] == pytest.approx(
+        27.33
+    )
+    never = values(duration, "monitord_scenario_duration_seconds_bucket")
+    assert all(v == 0.0 for k, v in never.items() if ("scenario_id", GATEWAY[0]) in k)
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_daemon_values(daemon_metrics: Metrics, accept: str | None) -> None:
+    families, _, _ = scrape(
+        daemon_metrics, [], {ScenarioType.API: 3, ScenarioType.BATCH: 1}, accept
+    )
+    assert values(families["monitord_scenarios"]) == {
+        (("scenario_type", "API"),): 3.0,
+        (("scenario_type", "TCP"),): 0.0,
+        (("scenario_type", "UDP"),): 0.0,
+        (("scenario_type", "BATCH"),): 1.0,
+    }
+    assert values(families["monitord_schedule_missed"]) == {(): 3.0}
+    assert values(families["monitord_schedule_skipped"]) == {(): 2.0}
+    assert values(families["monitord_config_last_reload_successful"]) == {(): 1.0}
+    assert values(families["monitord_config_last_reload_success_timestamp_seconds"]) == {
+        (): 1_795_000_000.5
+    }
+    lateness = families["monitord_schedule_lateness_seconds"]
+    buckets = {
+        float(s.labels["le"]): s.value for s in lateness.samples if s.name.endswith("_bucket")
+    }
+    assert list(buckets) == [*map(float, LATENESS_BUCKETS), float("inf")]
+    observed = (0.0005, 0.003, 0.003, 0.7, 42.0)
+    for bound, count in buckets.items():
+        assert count == sum(1 for o in observed if o <= bound), bound
+    assert buckets[float("inf")] == 5.0
+    assert values(lateness, "monitord_schedule_lateness_seconds_count") == {(): 5.0}
+    assert values(lateness, "monitord_schedule_lateness_seconds_sum")[()] == pytest.approx(
+        sum(observed)
+    )
+    # No scenarios: the per-scenario families are there, without samples.
+    assert families["monitord_scenario_failing"].samples == []
+
+
+def test_text_format_by_default() -> None:
+    for accept in (None, "", "text/plain", "*/*"):
+        body, content_type = Metrics().render([], {}, accept)
+        assert content_type.startswith("text/plain; version=0.0.4"), accept
+        assert b"# EOF" not in body
+
+
+def test_openmetrics_when_asked() -> None:
+    stats = shop_stats()
+    for accept in (OPENMETRICS, "application/openmetrics-text", f"{OPENMETRICS}, text/plain;q=0.5"):
+        families, text, content_type = scrape(Metrics(), [sample(SHOP, stats)], {}, accept)
+        assert content_type.startswith("application/openmetrics-text"), accept
+        assert text.endswith("# EOF\n")
+        assert "monitord_scenario_runs" in families
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_label_values_round_trip(accept: str | None) -> None:
+    labels = ('id-"1"', AWKWARD_NAME, "API", "key\\with\\backslashes", "서울")
+    stats = RunStats()
+    stats.observe(result(Outcome.SUCCESS, 5.0))
+    families, text, _ = scrape(Metrics(), [sample(labels, stats)], {}, accept)
+    # Escaped in the exposition: one sample per line, quotes and newlines escaped.
+    assert '\\"hi\\"' in text
+    assert "back\\\\slash\\nnew line" in text
+    assert "ümlaut 한글" in text
+    assert values(families["monitord_scenario_up"]) == {key(labels): 1.0}
+    for family in families.values():
+        for s in family.samples:
+            if "scenario_id" in s.labels:
+                assert (s.labels["scenario_id"], s.labels["scenario_name"]) == labels[:2]
+                assert (s.labels["app_key"], s.labels["region"]) == labels[3:]
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_no_created_series(daemon_metrics: Metrics, accept: str | None) -> None:
+    families, text, _ = scrape(daemon_metrics, [sample(SHOP, shop_stats())], {}, accept)
+    assert "_created" not in text
+    assert all(not s.name.endswith("_created") for f in families.values() for s in f.samples)
