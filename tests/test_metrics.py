@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
@@ -344,3 +346,28 @@ def test_no_created_series(daemon_metrics: Metrics, accept: str | None) -> None:
     families, text, _ = scrape(daemon_metrics, [sample(SHOP, shop_stats())], {}, accept)
     assert "_created" not in text
     assert all(not s.name.endswith("_created") for f in families.values() for s in f.samples)
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (.ci/run fetches it)")
+def test_promtool_accepts_the_exposition(daemon_metrics: Metrics) -> None:
+    assert PROMTOOL is not None
+    awkward = ('id-"1"', AWKWARD_NAME, "API", "key", "KOR")
+    samples = [sample(SHOP, shop_stats()), sample(awkward, RunStats())]
+    body, _ = daemon_metrics.render(samples, {ScenarioType.API: 2}, None)
+    done = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert done.stdout.decode() + done.stderr.decode() == ""
+    # And it does complain about a broken one, so the check above means something.
+    broken = subprocess.run(
+        [PROMTOOL, "check", "metrics"],
+        input=b"# TYPE requests counter\nrequests 1\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode != 0
