@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,9 @@ def _run(config_path: str | None) -> int:
     config = _config_or_report(config_path)
     if config is None:
         return EXIT_INVALID
+    # Until the daemon installs its own handler, a SIGHUP (a reload asked for
+    # too early) must not end the process, which is its default action.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         asyncio.run(daemon.serve(config, os.environ))
     except daemon.StartupError as exc:

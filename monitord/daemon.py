@@ -48,6 +48,7 @@ async def serve(
     """Run until ``stop`` is set (by default, by SIGTERM or SIGINT)."""
     notifier = notifier or Notifier.from_environ(environ)
     stop = stop or _stop_on_signals()
+    _ignore_sighup("still starting")  # its default action would end the process
     try:
         store = Store.open(config.state_path)
     except StoreError as exc:
@@ -68,6 +69,7 @@ async def serve(
     finally:
         store.close()
         notifier.close()
+        _ignore_sighup_after_loop()
     log.info("stopped")
 
 
@@ -107,7 +109,7 @@ async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monito
         log.info("stopping: letting runs in flight finish (up to %.0f s)", SHUTDOWN_GRACE_S)
         notifier.stopping()
     finally:
-        _ignore_sighup()
+        _ignore_sighup("stopping")
         await background.cancel()
         await monitor.stop(SHUTDOWN_GRACE_S)
         await http.cleanup()
@@ -172,6 +174,17 @@ def _reload_on_sighup(
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
 
 
-def _ignore_sighup() -> None:
+def _ignore_sighup(why: str) -> None:
+    def on_sighup() -> None:
+        log.info("SIGHUP ignored: %s", why)
+
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+
+
+def _ignore_sighup_after_loop() -> None:
+    """Closing the loop would restore SIGHUP's default action (ending the process)
+    while shutdown is still finishing; ignore it instead."""
     with contextlib.suppress(NotImplementedError, RuntimeError):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -657,3 +657,15 @@ async def test_the_daemon_speaks_the_notify_protocol(tmp_path: Path) -> None:
         assert first_ready < messages.index(reloading) < messages.index("STOPPING=1")
     finally:
         receiver.close()
+
+
+async def test_a_sighup_while_starting_or_stopping_does_not_end_the_daemon(tmp_path: Path) -> None:
+    async with started(write_config(tmp_path)) as daemon:
+        await daemon.wait_line(r"listening on ")
+        daemon.signal(signal.SIGHUP)
+        await daemon.wait_line(r"running in region")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_line("stopping:")
+        daemon.signal(signal.SIGHUP)
+        assert await daemon.exit_code() == 0
+    assert "monitord.daemon: stopped" in daemon.lines[-1]
