@@ -163,38 +163,30 @@ class Scheduler:
         return None if job is None else getattr(job, "next_run_time", None)
 
     def _on_submitted(self, event: JobSubmissionEvent) -> None:
-        due = event.scheduled_run_times[-1]
         # A coalesced run stands in for every slot since the previous one, and APScheduler
         # reports only the last: the run is as late as the first slot it stands in for.
-        self._due[event.job_id] = self._first_slot(event.job_id, due)
-        self._count_missed(event.job_id, due)
-
-    def _first_slot(self, job_id: str, due: datetime) -> datetime:
-        previous = self._last_due.get(job_id)
-        trigger = self._triggers.get(job_id)
-        if previous is None or trigger is None:
-            return due
-        first: datetime | None = trigger.get_next_fire_time(previous, due)
-        return due if first is None or first > due else first
+        self._due[event.job_id] = self._passed(event)
 
     def _on_refused(self, event: JobSubmissionEvent) -> None:
+        self._passed(event)
         scenario = self._scenarios.get(event.job_id)
-        if scenario is None:
-            return
-        due = event.scheduled_run_times[-1]
-        self._count_missed(event.job_id, due)
-        self._observer.skipped(scenario, 1)
+        if scenario is not None:
+            self._observer.skipped(scenario, 1)
 
-    def _count_missed(self, job_id: str, due: datetime) -> None:
-        previous = self._last_due.get(job_id)
-        self._last_due[job_id] = due
-        scenario = self._scenarios.get(job_id)
-        trigger = self._triggers.get(job_id)
+    def _passed(self, event: JobSubmissionEvent) -> datetime:
+        """Note the slot ``event`` stands for; report the slots before it that passed
+        unserved (missed); return the first slot since the previous one."""
+        due: datetime = event.scheduled_run_times[-1]
+        previous = self._last_due.get(event.job_id)
+        self._last_due[event.job_id] = due
+        scenario = self._scenarios.get(event.job_id)
+        trigger = self._triggers.get(event.job_id)
         if previous is None or scenario is None or trigger is None:
-            return
-        slots = slots_between(trigger, previous, due)
-        if slots:
-            self._observer.missed(scenario, slots)
+            return due
+        first, missed = slots_since(trigger, previous, due)
+        if missed:
+            self._observer.missed(scenario, missed)
+        return first
 
     async def _run_one(self, scenario: Scenario) -> None:
         due = self._due.pop(scenario.id, None)
@@ -232,14 +224,18 @@ class Scheduler:
 MAX_COUNTED_SLOTS = 100_000
 
 
-def slots_between(trigger: BaseTrigger, previous: datetime, due: datetime) -> int:
-    """How many fire times lie strictly between ``previous`` and ``due``."""
+def slots_since(trigger: BaseTrigger, previous: datetime, due: datetime) -> tuple[datetime, int]:
+    """The first fire time after ``previous`` (``due`` at the latest), and how many fire
+    times lie strictly between ``previous`` and ``due``."""
     if isinstance(trigger, IntervalTrigger):
-        period: float = trigger.interval.total_seconds()
-        return max(round((due - previous).total_seconds() / period) - 1, 0)
-    count = 0
-    moment = trigger.get_next_fire_time(previous, due)
-    while moment is not None and moment < due and count < MAX_COUNTED_SLOTS:
-        count += 1
+        period: timedelta = trigger.interval
+        missed = max(round((due - previous) / period) - 1, 0)
+        return (previous + period if missed else due), missed
+    first: datetime | None = trigger.get_next_fire_time(previous, due)
+    if first is None or first >= due:
+        return due, 0
+    missed, moment = 0, first
+    while moment is not None and moment < due and missed < MAX_COUNTED_SLOTS:
+        missed += 1
         moment = trigger.get_next_fire_time(moment, due)
-    return count
+    return first, missed

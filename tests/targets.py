@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -369,3 +371,34 @@ async def probe_failure(probe: Probe, scenario: Scenario) -> ProbeFailure:
     except Exception as exc:
         return classify_exception(exc)
     raise AssertionError(f"the probe did not fail: {observation!r}")
+
+
+# --- a local systemd notify socket ------------------------------------------------------
+
+SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
+
+
+@contextmanager
+def notify_receiver(folder: Path, timeout_s: float | None = None) -> Iterator[socket.socket]:
+    """A bound AF_UNIX datagram socket, as systemd's ``NOTIFY_SOCKET`` would be.
+
+    ``timeout_s`` None makes it non-blocking. Its address is ``getsockname()``;
+    a folder too deep for a socket path falls back to a short temporary one.
+    """
+    path = folder / "notify.sock"
+    short = None
+    if len(os.fsencode(path)) > SUN_PATH_MAX:
+        short = Path(tempfile.mkdtemp(prefix="md-"))
+        path = short / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(str(path))
+        if timeout_s is None:
+            sock.setblocking(False)
+        else:
+            sock.settimeout(timeout_s)
+        yield sock
+    finally:
+        sock.close()
+        if short is not None:
+            shutil.rmtree(short)

@@ -204,34 +204,40 @@ async def running_app(tmp_path: Path, config_text: str = CONFIG_WITH_KEY) -> Asy
 
 
 @dataclass
-class GatedTarget:
-    """An HTTP target whose ``/slow`` answers only when released (or after 2 s)."""
+class SwitchTarget:
+    """Answers at once, or holds each request until released while ``hold`` is set."""
 
     url: str = ""
+    hold: bool = False
     arrived: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @asynccontextmanager
-async def gated_target() -> AsyncIterator[GatedTarget]:
-    target = GatedTarget()
+async def switch_target(hold: bool = False) -> AsyncIterator[SwitchTarget]:
+    target = SwitchTarget(hold=hold)
 
-    async def slow(request: web.Request) -> web.Response:
+    async def answer(request: web.Request) -> web.Response:
         target.arrived += 1
+        target.in_flight += 1
+        target.max_in_flight = max(target.max_in_flight, target.in_flight)
         try:
-            async with asyncio.timeout(2.0):
-                await target.release.wait()
-        except TimeoutError:
-            pass
+            if target.hold:
+                async with asyncio.timeout(DEADLINE_S):
+                    await target.release.wait()
+        finally:
+            target.in_flight -= 1
         return web.json_response({"numErrors": 0})
 
     app = web.Application()
-    app.router.add_get("/slow", slow)
+    app.router.add_get("/tick", answer)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, LOCALHOST, 0).start()
-        target.url = f"http://{LOCALHOST}:{runner.addresses[0][1]}/slow"
+        target.url = f"http://{LOCALHOST}:{runner.addresses[0][1]}/tick"
         yield target
     finally:
         target.release.set()
@@ -505,7 +511,7 @@ async def test_run_now_unknown_id_is_404_and_batch_is_409(tmp_path: Path) -> Non
 
 
 async def test_run_now_while_a_run_is_in_progress_is_409(tmp_path: Path) -> None:
-    async with gated_target() as target:
+    async with switch_target(hold=True) as target:
         (tmp_path / "s").mkdir()
         (tmp_path / "s" / "slow.yaml").write_text(api_yaml("slow", target.url))
         async with running_app(tmp_path) as app:
@@ -1054,7 +1060,7 @@ async def test_garbage_on_the_wire_is_4xx_or_closed_and_the_server_keeps_serving
 async def test_a_client_that_goes_away_mid_run_does_not_break_the_server(
     tmp_path: Path,
 ) -> None:
-    async with gated_target() as target:
+    async with switch_target(hold=True) as target:
         (tmp_path / "s").mkdir()
         (tmp_path / "s" / "slow.yaml").write_text(api_yaml("slow", target.url))
         async with running_app(tmp_path) as app:
@@ -1163,47 +1169,6 @@ async def test_the_admin_key_never_shows_in_responses_or_logs(
 # --- a manual run and the schedule ---------------------------------------------------------
 
 
-@dataclass
-class SwitchTarget:
-    """Answers at once, or holds each request until released while ``hold`` is set."""
-
-    url: str = ""
-    hold: bool = False
-    arrived: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@asynccontextmanager
-async def switch_target() -> AsyncIterator[SwitchTarget]:
-    target = SwitchTarget()
-
-    async def answer(request: web.Request) -> web.Response:
-        target.arrived += 1
-        target.in_flight += 1
-        target.max_in_flight = max(target.max_in_flight, target.in_flight)
-        try:
-            if target.hold:
-                async with asyncio.timeout(DEADLINE_S):
-                    await target.release.wait()
-        finally:
-            target.in_flight -= 1
-        return web.json_response({"numErrors": 0})
-
-    app = web.Application()
-    app.router.add_get("/tick", answer)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, LOCALHOST, 0).start()
-        target.url = f"http://{LOCALHOST}:{runner.addresses[0][1]}/tick"
-        yield target
-    finally:
-        target.release.set()
-        await runner.cleanup()
-
-
 async def test_a_scheduled_run_due_during_a_manual_run_is_skipped_not_run_twice(
     tmp_path: Path,
 ) -> None:
@@ -1215,12 +1180,15 @@ async def test_a_scheduled_run_due_during_a_manual_run_is_skipped_not_run_twice(
         )
         async with running_app(tmp_path) as app:
             sid = (await app.scenario("tick"))["scenarioId"]
-            # Start the manual run well before the next scheduled slot, when the
-            # previous scheduled run (answered at once) is long over.
+            # Start the manual run well before the next scheduled slot, once every
+            # scheduled run that reached the target has been recorded (none in flight).
             async with asyncio.timeout(DEADLINE_S):
                 while True:
                     due = datetime.fromisoformat((await app.scenario("tick"))["nextRunAt"])
-                    if (due - datetime.now(UTC)).total_seconds() > 1.5:
+                    recorded = _runs(await app.metrics(), "tick", "success")
+                    if (due - datetime.now(UTC)).total_seconds() > 1.5 and recorded == (
+                        target.arrived
+                    ):
                         break
                     await asyncio.sleep(0.02)
             target.hold = True

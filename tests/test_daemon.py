@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.targets import refusing_tcp_port
+from tests.targets import notify_receiver, refusing_tcp_port
 from tests.test_cli import MONITORD
 
 pytestmark = pytest.mark.e2e
@@ -623,21 +623,17 @@ async def test_a_listen_address_in_use_exits_2(tmp_path: Path) -> None:
 
 async def test_the_daemon_speaks_the_notify_protocol(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    address = str(tmp_path / "notify.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(address)
-    receiver.setblocking(False)
     messages: list[str] = []
+    with notify_receiver(tmp_path) as receiver:
 
-    def drain() -> list[str]:
-        while True:
-            try:
-                messages.append(receiver.recv(4096).decode())
-            except BlockingIOError:
-                return messages
+        def drain() -> list[str]:
+            while True:
+                try:
+                    messages.append(receiver.recv(4096).decode())
+                except BlockingIOError:
+                    return messages
 
-    try:
-        env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+        env = {"NOTIFY_SOCKET": receiver.getsockname(), "WATCHDOG_USEC": "400000"}
         async with running(config, env) as daemon:
             await wait_until(lambda: any(m.startswith("READY=1") for m in drain()), 15, "READY")
             await wait_until(lambda: drain().count("WATCHDOG=1") >= 2, 15, "keep-alives")
@@ -652,11 +648,9 @@ async def test_the_daemon_speaks_the_notify_protocol(tmp_path: Path) -> None:
             daemon.signal(signal.SIGTERM)
             assert await daemon.exit_code() == 0
         drain()
-        assert "STOPPING=1" in messages
-        first_ready = next(i for i, m in enumerate(messages) if m.startswith("READY=1"))
-        assert first_ready < messages.index(reloading) < messages.index("STOPPING=1")
-    finally:
-        receiver.close()
+    assert "STOPPING=1" in messages
+    first_ready = next(i for i, m in enumerate(messages) if m.startswith("READY=1"))
+    assert first_ready < messages.index(reloading) < messages.index("STOPPING=1")
 
 
 async def test_a_sighup_while_starting_or_stopping_does_not_end_the_daemon(tmp_path: Path) -> None:

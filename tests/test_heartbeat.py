@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +12,7 @@ import pytest
 
 from monitord.heartbeat import Heartbeat
 from monitord.sdnotify import Notifier
-
-SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
+from tests.targets import notify_receiver
 
 
 class Clock:
@@ -117,25 +113,16 @@ def test_a_late_beat_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.fixture
-def socket_path(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "notify.sock"
-    if len(os.fsencode(path)) <= SUN_PATH_MAX:
-        yield path
-        return
-    short = Path(tempfile.mkdtemp(prefix="md-"))  # a deep tmp_path cannot hold a socket
-    try:
-        yield short / "notify.sock"
-    finally:
-        shutil.rmtree(short)
+def receiver(tmp_path: Path) -> Iterator[socket.socket]:
+    with notify_receiver(
+        tmp_path,
+    ) as sock:
+        yield sock
 
 
 @pytest.fixture
-def receiver(socket_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(socket_path))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
+def socket_path(receiver: socket.socket) -> Path:
+    return Path(receiver.getsockname())
 
 
 @pytest.fixture

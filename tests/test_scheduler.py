@@ -17,7 +17,7 @@ from monitord.scheduler import (
     PHASE_EPOCH,
     CronTrigger,
     Scheduler,
-    slots_between,
+    slots_since,
     spread_offset,
     trigger_for,
 )
@@ -302,23 +302,24 @@ async def test_stop_cancels_a_run_that_outlasts_the_grace() -> None:
 # --- counting slots ----------------------------------------------------------------------
 
 
-def test_slots_between_interval_slots() -> None:
+def test_slots_since_interval_slots() -> None:
     scenario = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=30))
     trigger = trigger_for(scenario)
     assert trigger is not None
     period = timedelta(seconds=30)
-    assert slots_between(trigger, NOW, NOW + 5 * period) == 4
-    assert slots_between(trigger, NOW, NOW + period) == 0
-    assert slots_between(trigger, NOW, NOW + 2 * period) == 1
+    assert slots_since(trigger, NOW, NOW + 5 * period) == (NOW + period, 4)
+    assert slots_since(trigger, NOW, NOW + period) == (NOW + period, 0)
+    assert slots_since(trigger, NOW, NOW + 2 * period) == (NOW + period, 1)
 
 
-def test_slots_between_cron_slots() -> None:
+def test_slots_since_cron_slots() -> None:
     trigger = CronTrigger(parse_cron("* * * * *", "UTC", NOW))
-    assert slots_between(trigger, NOW, NOW + timedelta(minutes=5)) == 4
-    assert slots_between(trigger, NOW, NOW + timedelta(minutes=1)) == 0
+    minute = timedelta(minutes=1)
+    assert slots_since(trigger, NOW, NOW + 5 * minute) == (NOW + minute, 4)
+    assert slots_since(trigger, NOW, NOW + minute) == (NOW + minute, 0)
     # The Quartz dialect with seconds: every 20 s, 10:00:00 -> 10:01:00 has 10:00:20, 10:00:40.
     quartz = CronTrigger(parse_cron("*/20 * * * * ?", "UTC", NOW))
-    assert slots_between(quartz, NOW, NOW + timedelta(minutes=1)) == 2
+    assert slots_since(quartz, NOW, NOW + minute) == (NOW + timedelta(seconds=20), 2)
 
 
 # --- cron across DST, through the trigger, with a controlled clock ------------------------
@@ -410,9 +411,9 @@ def test_trigger_steps_from_the_previous_fire_not_from_now() -> None:
     assert trigger.get_next_fire_time(utc(10, 25, 0), later) == utc(10, 25, 2)
 
 
-def test_slots_between_across_dst_nights() -> None:
+def test_slots_since_across_dst_nights() -> None:
     hourly = berlin("0 * * * *")
     # Fall back: between 01:00 CEST and 04:00 CET lie 02:00 CEST and 03:00 CET only.
-    assert slots_between(hourly, utc(10, 24, 23), utc(10, 25, 3)) == 2
+    assert slots_since(hourly, utc(10, 24, 23), utc(10, 25, 3)) == (utc(10, 25, 0), 2)
     # Spring forward: between 01:00 CET and 04:00 CEST lies only 03:00 CEST.
-    assert slots_between(hourly, utc(3, 29, 0), utc(3, 29, 2)) == 1
+    assert slots_since(hourly, utc(3, 29, 0), utc(3, 29, 2)) == (utc(3, 29, 1), 1)

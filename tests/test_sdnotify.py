@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,32 +15,20 @@ from typing import Any
 import pytest
 
 from monitord.sdnotify import Notifier
+from tests.targets import notify_receiver
 
 LOGGER = "monitord.sdnotify"
-SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
 
 
 @pytest.fixture
-def socket_path(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "notify.sock"
-    if len(os.fsencode(path)) <= SUN_PATH_MAX:
-        yield path
-        return
-    # A deep temporary folder cannot hold a socket; fall back to a short one.
-    short = Path(tempfile.mkdtemp(prefix="md-"))
-    try:
-        yield short / "notify.sock"
-    finally:
-        shutil.rmtree(short)
+def receiver(tmp_path: Path) -> Iterator[socket.socket]:
+    with notify_receiver(tmp_path, timeout_s=5) as sock:
+        yield sock
 
 
 @pytest.fixture
-def receiver(socket_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(socket_path))
-    sock.settimeout(5)
-    yield sock
-    sock.close()
+def socket_path(receiver: socket.socket) -> Path:
+    return Path(receiver.getsockname())
 
 
 @pytest.fixture
@@ -279,10 +265,10 @@ def test_a_vanished_socket_warns_once_and_never_raises(
 
 
 def test_a_socket_that_never_existed_warns_once(
-    socket_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    notifier = Notifier(str(socket_path))
+    notifier = Notifier(str(tmp_path / "never.sock"))
     try:
         notifier.ready()
         notifier.watchdog()
