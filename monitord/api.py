@@ -1,4 +1,5 @@
-"""The HTTP API (SPEC §7, operations part): metrics, health, scenarios, run-now, reload.
+"""The HTTP API (SPEC §7, operations part): metrics, health, scenarios, run-now, reload,
+and the events outbox (pending messages, dead letters, re-queue).
 
 Every error is JSON: ``{"error": {"status": 404, "message": "…"}}``. Request
 bodies are capped; malformed input gets a 4xx, never a 5xx. Admin endpoints
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -21,10 +24,14 @@ from monitord.config.settings import Secret
 from monitord.heartbeat import Heartbeat
 from monitord.metrics import Metrics
 from monitord.monitor import Monitor, NotRunnableError, ReloadReport, UnknownScenarioError
+from monitord.store import StoreError
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_LISTING = 100
+MAX_LISTING = 1000
+MAX_REQUEUE_IDS = 10_000
 ADMIN_KEY_HEADER = "TOAST_PRODUCT_APPKEY"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,6 +60,8 @@ def build_app(api: Api, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application
     app.router.add_get("/api/v1/scenarios/{scenario_id}", _scenario)
     app.router.add_post("/api/v1/scenarios/{scenario_id}/run", _admin(_run_now))
     app.router.add_post("/-/reload", _admin(_reload))
+    app.router.add_get("/api/v1/events", _admin(_events))
+    app.router.add_post("/api/v1/events/requeue", _admin(_requeue))
     return app
 
 
@@ -75,6 +84,9 @@ def _json_errors(max_body_bytes: int) -> Any:
                 raise
             headers = {k: v for k, v in exc.headers.items() if k in (hdrs.ALLOW,)}
             return error_response(exc.status, exc.reason, **headers)
+        except StoreError as exc:
+            log.error("%s %s: %s", request.method, request.path, exc)
+            return error_response(503, "the state store is unavailable; see the daemon log")
         except Exception:  # a bug must not turn into a dropped connection
             log.exception("%s %s failed", request.method, request.path)
             return error_response(500, "internal error; see the daemon log")
@@ -121,6 +133,12 @@ def _bytes(text: str) -> bytes:
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
+    try:
+        pending, dead = api.monitor.outbox.counts()
+        api.metrics.outbox_pending.set(pending)
+        api.metrics.dead_letters.set(dead)
+    except StoreError as exc:  # the other series are still worth a scrape
+        log.error("outbox not counted for /metrics: %s", exc)
     samples = api.monitor.samples()  # a snapshot taken on the loop…
     counts = api.monitor.counts_by_type()
     # …and formatted off it, so a large scrape does not stall the schedule.
@@ -163,3 +181,57 @@ async def _reload(request: web.Request) -> web.StreamResponse:
     report = await request.app[API].reload()
     # 422 when a file had errors, so `curl --fail` notices; the valid files did apply.
     return web.json_response(report.to_json(), status=200 if report.ok else 422)
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    text = request.query.get("limit", str(DEFAULT_LISTING))
+    # The length check comes first: int() refuses very long digit strings.
+    if not (text.isascii() and text.isdigit() and len(text) <= 4 and 1 <= int(text) <= MAX_LISTING):
+        return error_response(400, f"limit must be a whole number from 1 to {MAX_LISTING}")
+    monitor = request.app[API].monitor
+    listing = monitor.outbox.listing(int(text))
+    return web.json_response({"sinkConfigured": monitor.sink_configured, **listing})
+
+
+async def _requeue(request: web.Request) -> web.StreamResponse:
+    """Dead letters back to the outbox: all of them, or ``{"ids": [...]}``."""
+    raw = await request.read()
+    ids: list[int] | None = None
+    if raw.strip():
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            return error_response(400, 'the body must be JSON: {} or {"ids": [1, 2]}')
+        problem = _requeue_problem(data)
+        if problem is not None:
+            return error_response(400, problem)
+        ids = data.get("ids")
+    api = request.app[API]
+    result = api.monitor.outbox.requeue(ids, datetime.now(UTC))
+    for row in result.requeued:
+        api.metrics.event(row.event_type, "requeued")
+    if result.requeued:
+        log.info("%d dead letters re-queued", len(result.requeued))
+    return web.json_response(
+        {
+            "requeued": len(result.requeued),
+            "ids": [row.seq for row in result.requeued],
+            "kept": [{"id": seq, "reason": why} for seq, why in result.kept],
+            "unknown": list(result.unknown),
+        }
+    )
+
+
+def _requeue_problem(data: Any) -> str | None:
+    if not isinstance(data, dict) or set(data) - {"ids"}:
+        return 'the body must be {} (every dead letter) or {"ids": [1, 2]}'
+    ids = data.get("ids")
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 1 <= i < 2**63 for i in ids
+    ):
+        return "ids must be a list of dead-letter ids (whole numbers from GET /api/v1/events)"
+    if len(ids) > MAX_REQUEUE_IDS:
+        return f"at most {MAX_REQUEUE_IDS} ids at a time"
+    return None

@@ -2,9 +2,11 @@
 
 Start: open the state store, listen, load and schedule the scenarios, then
 tell systemd READY. Run: the schedule, the HTTP API, a heartbeat (health and
-watchdog) and a watch on the scenario files. SIGHUP, ``POST /-/reload`` and
-file changes reload. SIGTERM/SIGINT: STOPPING, stop scheduling, give runs in
-flight a bounded time, close everything, return.
+watchdog), a watch on the scenario files, the refresh of open events and the
+delivery of the events outbox. SIGHUP, ``POST /-/reload`` and file changes
+reload. SIGTERM/SIGINT: STOPPING, stop scheduling, give runs in flight a
+bounded time, give the outbox a bounded time to flush, close everything,
+return.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiohttp import web
 from monitord import __version__
 from monitord.api import Api, build_app
 from monitord.config.settings import Config
+from monitord.events.delivery import Deliverer
 from monitord.heartbeat import BEAT_PERIOD_S, Heartbeat
 from monitord.metrics import Metrics
 from monitord.monitor import Monitor, ReloadReport
@@ -33,6 +36,8 @@ from monitord.watch import FolderWatch
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+EVENTS_FLUSH_S = 5.0
+REFRESH_CHECK_S = 1.0
 
 
 class StartupError(Exception):
@@ -62,7 +67,10 @@ async def serve(
         async with open_probes(user_agent=f"monitord/{__version__}") as probes:
             runner = Runner(probes, expression_budget_s=config.defaults.expression_budget_ms / 1000)
             try:
-                monitor = Monitor(config, environ, store, runner, Metrics(), saved)
+                try:
+                    monitor = Monitor(config, environ, store, runner, Metrics(), saved)
+                except StoreError as exc:
+                    raise StartupError(str(exc)) from None
                 await _serve(config, stop, notifier, monitor)
             finally:
                 runner.close()
@@ -89,10 +97,22 @@ async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monito
     http = web.AppRunner(app, access_log=None, handle_signals=False)
     await http.setup()
     background = _Background()
+    deliverer: Deliverer | None = None
     try:
         await _listen(http, config.listen_host, config.listen_port)
         report = await monitor.start()
+        if config.events is not None:
+            deliverer = Deliverer(
+                monitor.outbox, config.events, monitor.metrics, f"monitord/{__version__}"
+            )
+            deliverer.start()
+        else:
+            log.warning(
+                "no events sink is configured (events.url): failure events are kept in the"
+                " outbox of the state store and logged, and sent once a sink is configured"
+            )
         background.spawn(heartbeat.run(), "heartbeat")
+        background.spawn(_keep_events_open(monitor), "event refresh")
         if config.watch_interval_s:
             watch = FolderWatch(config.scenario_paths, reload, config.watch_interval_s)
             background.spawn(watch.run(), "file watch")
@@ -112,7 +132,15 @@ async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monito
         _ignore_sighup("stopping")
         await background.cancel()
         await monitor.stop(SHUTDOWN_GRACE_S)
+        if deliverer is not None:  # after the runs, whose results may close events
+            await deliverer.stop(EVENTS_FLUSH_S)
         await http.cleanup()
+
+
+async def _keep_events_open(monitor: Monitor) -> None:
+    while True:
+        monitor.refresh_events()
+        await asyncio.sleep(REFRESH_CHECK_S)
 
 
 async def _listen(http: web.AppRunner, host: str, port: int) -> None:

@@ -50,8 +50,10 @@ class TextFormatter(logging.Formatter):
         line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
         scenario_id = getattr(record, "scenario_id", None)
         if scenario_id is not None:
-            name = json.dumps(getattr(record, "scenario_name", ""), ensure_ascii=False)
-            line += f" scenario_id={scenario_id} scenario_name={name}"
+            line += f" scenario_id={scenario_id}"
+            name = getattr(record, "scenario_name", None)
+            if name is not None:
+                line += f" scenario_name={json.dumps(name, ensure_ascii=False)}"
         if record.exc_info:
             line += " | " + self.formatException(record.exc_info)
         return _one_line(line)

@@ -23,13 +23,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from monitord.model import Outcome, Result, ScenarioType
+from monitord.model import EventType, Outcome, Result, ScenarioType
 
 # How late runs start: most are a millisecond or two; the tail is what matters.
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Run durations: few buckets on purpose, since every bucket is a series per scenario.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+EVENT_OUTCOMES = ("queued", "delivered", "retried", "dead_lettered", "requeued")
 SCENARIO_LABELS = ("scenario_id", "scenario_name", "scenario_type", "app_key", "region")
 _OUTCOMES = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.SUPPRESSED)
 _BUCKET_BOUNDS = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
@@ -105,6 +106,30 @@ class Metrics:
             "When the scenario files last loaded without errors.",
             registry=registry,
         )
+        self.events = Counter(
+            "monitord_events",
+            "Failure event messages by what happened to them: queued in the outbox, delivered,"
+            " retried after a failed attempt, dead-lettered, re-queued from the dead letters.",
+            ("event_type", "outcome"),
+            registry=registry,
+        )
+        for event_type in EventType:
+            for outcome in EVENT_OUTCOMES:
+                self.events.labels(event_type.value, outcome)
+        self.outbox_pending = Gauge(
+            "monitord_events_outbox_pending",
+            "Event messages in the outbox, not yet acknowledged by the events sink.",
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "monitord_events_dead_letters",
+            "Event messages given up on; see GET /api/v1/events, re-queue with"
+            " POST /api/v1/events/requeue.",
+            registry=registry,
+        )
+
+    def event(self, event_type: str, outcome: str, count: int = 1) -> None:
+        self.events.labels(event_type, outcome).inc(count)
 
     def render(
         self,

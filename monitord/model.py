@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -188,6 +188,8 @@ class HttpTarget:
     body: bytes | None = None
     follow_redirects: bool = False
     tls_verify: bool = True
+    # The url as the file writes it, ``${NAME}`` references unresolved: safe to show.
+    url_as_written: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

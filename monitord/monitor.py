@@ -2,8 +2,10 @@
 
 One ``Entry`` per scenario of this region holds the scenario, its state
 (``tracker``) and its run counts (``metrics.RunStats``). Every result, from
-the schedule or from a manual run, goes through ``_record``: new state, saved
-to the store, counted, logged, and a transition when one happens.
+the schedule or from a manual run, goes through ``_record``: new state and the
+event messages of a transition (``events``), committed to the store in one
+transaction, then counted and logged. Memory follows the store: a change that
+cannot be committed is not taken up, so the next result tries again.
 
 Reloads (SPEC §8) are applied per file: a file that loads replaces what came
 from it; a file that fails keeps its previous scenarios; a file that is gone
@@ -24,12 +26,15 @@ from typing import Any
 from monitord.config.errors import LoadError
 from monitord.config.scenarios import LoadSet, load_scenarios
 from monitord.config.settings import Config
+from monitord.events.body import EventSettings
+from monitord.events.lifecycle import EventBook, combine
+from monitord.events.outbox import EventChange, Outbox, write_change
 from monitord.logs import ScenarioLog
 from monitord.metrics import Metrics, RunStats, ScenarioSample
 from monitord.model import Outcome, Result, Scenario, ScenarioType, format_timestamp
 from monitord.runner import Runner
 from monitord.scheduler import Scheduler
-from monitord.store import Store, StoreError
+from monitord.store import Store, StoreError, put_state, remove_states
 from monitord.tracker import Change, ScenarioState, Status, Transition, advance
 
 log = logging.getLogger(__name__)
@@ -119,15 +124,23 @@ class Monitor:
         self._saved = dict(store.load_states() if saved_states is None else saved_states)
         self._reload_lock = asyncio.Lock()
         self.transition_handlers: list[TransitionHandler] = [_log_transition]
+        self.outbox = Outbox(store)
+        self._events = EventBook(
+            event_settings(config), refresh_interval_s(config), self.outbox.open_events()
+        )
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> ReloadReport:
-        """Load the scenario files and start the schedule."""
+        """Load the scenario files, settle the events left by the last process, and start
+        the schedule."""
         report = await self.reload()
-        if report.ok:  # every file loaded: state of scenarios that are gone is stale
-            stale = [sid for sid in self._saved if sid not in self._entries]
-            self._store.delete_states(stale)
+        now = datetime.now(UTC)
+        current = {sid: (e.scenario, e.state) for sid, e in self._entries.items()}
+        change = self._events.reconcile(current, now, complete=report.ok)
+        # Every file loaded: the state of scenarios that are gone is stale.
+        stale = [sid for sid in self._saved if sid not in self._entries] if report.ok else []
+        if self._commit(change, forget=stale) and report.ok:
             self._saved.clear()
         self._scheduler.start()
         return report
@@ -142,6 +155,10 @@ class Monitor:
     @property
     def scheduler_running(self) -> bool:
         return self._scheduler.running
+
+    @property
+    def sink_configured(self) -> bool:
+        return self._config.events is not None
 
     # --- reload ------------------------------------------------------------------------
 
@@ -179,7 +196,7 @@ class Monitor:
         for sid in removed:
             self._scheduler.unschedule(sid)
             ScenarioLog(log, self._entries.pop(sid).scenario).info("removed")
-        self._delete_states(removed)
+        self._forget(removed)
         added = changed = unchanged = 0
         for scenario in wanted.values():
             entry = self._entries.get(scenario.id)
@@ -268,24 +285,94 @@ class Monitor:
         _log_result(scenario_log, result)
         if self._entries.get(scenario.id) is not entry:
             return  # removed by a reload while it ran
-        state, transition = advance(entry.state, result, scenario.error_limit)
-        entry.state = state
         entry.stats.observe(result)
-        try:
-            self._store.save_state(scenario.id, state)
-        except StoreError as exc:
-            scenario_log.error("state not saved: %s", exc)
+        state, transition = advance(entry.state, result, scenario.error_limit)
+        change = EventChange()
+        if transition is not None:
+            change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
+        if not self._commit(change, state=(scenario.id, state), announce=False):
+            return
+        entry.state = state
         if transition is not None:
             for handler in self.transition_handlers:
                 handler(scenario, transition)
+        self._announce(change)
 
-    def _delete_states(self, scenario_ids: list[str]) -> None:
+    def _forget(self, scenario_ids: list[str]) -> None:
+        """Removed scenarios: their state goes, their open events are closed."""
         if not scenario_ids:
             return
+        now = datetime.now(UTC)
+        change = combine(*(self._events.close(sid, end=now, now=now) for sid in scenario_ids))
+        self._commit(change, forget=scenario_ids)
+
+    def _commit(
+        self,
+        change: EventChange,
+        *,
+        state: tuple[str, ScenarioState] | None = None,
+        forget: list[str] | None = None,
+        announce: bool = True,
+    ) -> bool:
+        """Write a state change and its events in one transaction; then take the events up
+        (and, with ``announce``, count and log them)."""
+        if not change and state is None and not forget:
+            return True
         try:
-            self._store.delete_states(scenario_ids)
+            with self._store.transaction() as connection:
+                if state is not None:
+                    put_state(connection, *state)
+                if forget:
+                    remove_states(connection, forget)
+                write_change(connection, change)
         except StoreError as exc:
-            log.error("state of %d removed scenarios not deleted: %s", len(scenario_ids), exc)
+            what = f"scenario {state[0]}: result" if state is not None else "change"
+            log.error("%s not recorded, state and events unchanged: %s", what, exc)
+            return False
+        self._events.apply(change)
+        if announce:
+            self._announce(change)
+        return True
+
+    def _announce(self, change: EventChange) -> None:
+        for message in change.messages:
+            self._metrics.event(message.event_type.value, "queued")
+            log.info(
+                "event %s queued: %s %r (event id %s)%s",
+                message.kind.value,
+                message.event_type.value,
+                message.body.get("title"),
+                message.event_id,
+                ""
+                if self._config.events
+                else "; no events sink is configured, so it stays in the outbox",
+                extra={
+                    "scenario_id": message.scenario_id,
+                    "scenario_name": message.body["properties"]["monitord.scenario.name"],
+                },
+            )
+        if change.messages:
+            self.outbox.notify()
+
+    def refresh_events(self, now: datetime | None = None) -> int:
+        """Re-send the open events that are due, so the platform keeps them open; the
+        number of scenarios refreshed."""
+        now = now or datetime.now(UTC)
+        done = 0
+        for sid in self._events.due(now):
+            entry = self._entries.get(sid)
+            event = self._events.get(sid)
+            if entry is None or event is None or entry.state.status is not Status.FAILING:
+                continue
+            try:
+                waiting = self.outbox.has_pending(event.event_id)
+            except StoreError as exc:
+                log.error("open events not refreshed: %s", exc)
+                return done
+            change = self._events.refresh(entry.scenario, entry.state, now, send=not waiting)
+            if self._commit(change):
+                done += 1
+        return done
 
     # --- views -------------------------------------------------------------------------
 
@@ -416,3 +503,17 @@ def _log_transition(scenario: Scenario, transition: Transition) -> None:
             transition.consecutive_failures,
             _timestamp(transition.failing_since),
         )
+
+
+def event_settings(config: Config) -> EventSettings:
+    events = config.events
+    return EventSettings(
+        region=config.region,
+        timeout_minutes=15 if events is None else events.timeout_minutes,
+        default_entity_selector=None if events is None else events.entity_selector,
+        service_names={s.app_key: s.name for s in config.services},
+    )
+
+
+def refresh_interval_s(config: Config) -> int:
+    return 15 * 30 if config.events is None else config.events.refresh_interval_s

@@ -1,4 +1,4 @@
-"""The embedded state store: scenario states (and later the events outbox) in one SQLite file.
+"""The embedded state store: scenario states and the events outbox in one SQLite file.
 
 Why SQLite: the state must survive restarts (SPEC §6), a state change and the outbox row of
 its event must commit together, and the daemon should need no server. SQLite gives
@@ -61,6 +61,64 @@ MIGRATIONS: tuple[str, ...] = (
         opened_kind TEXT,
         last_result TEXT,
         updated_at TEXT NOT NULL
+    );
+    """,
+    # 2: the events outbox (SPEC §6). open_event: the event of each failing scenario, so a
+    # restart neither re-opens nor forgets it. outbox: events committed and not yet
+    # acknowledged, sent in seq order per scenario; AUTOINCREMENT so a seq is never reused
+    # and a re-queued dead letter can take its old place. dead_letter: given up on, kept
+    # until re-queued. delivered: a bounded history of acknowledged events and the sink's
+    # answer (eventIngestResults).
+    """
+    CREATE TABLE open_event (
+        scenario_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        title TEXT NOT NULL,
+        entity_selector TEXT,
+        failing_since TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        refreshed_at TEXT NOT NULL,
+        properties TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        scenario_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        queued_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_by_scenario ON outbox (scenario_id, seq);
+    CREATE INDEX outbox_by_event ON outbox (event_id);
+    CREATE TABLE dead_letter (
+        seq INTEGER PRIMARY KEY,
+        scenario_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        dead_at TEXT NOT NULL,
+        ingest_results TEXT
+    );
+    CREATE TABLE delivered (
+        seq INTEGER PRIMARY KEY,
+        scenario_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        ingest_results TEXT
     );
     """,
 )
@@ -138,33 +196,21 @@ class Store:
 
     def save_state(self, scenario_id: str, state: ScenarioState) -> None:
         """Insert or replace the state of one scenario, in one committed transaction."""
-        result = state.last_result
         with self.transaction() as connection:
-            connection.execute(
-                "INSERT INTO scenario_state (scenario_id, status, consecutive_failures,"
-                " failing_since, opened_kind, last_result, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (scenario_id) DO UPDATE SET status = excluded.status,"
-                " consecutive_failures = excluded.consecutive_failures,"
-                " failing_since = excluded.failing_since, opened_kind = excluded.opened_kind,"
-                " last_result = excluded.last_result, updated_at = excluded.updated_at",
-                (
-                    scenario_id,
-                    state.status.value,
-                    state.consecutive_failures,
-                    None if state.failing_since is None else _format_time(state.failing_since),
-                    None if state.opened_kind is None else state.opened_kind.value,
-                    None if result is None else _encode_result(result),
-                    _format_time(datetime.now(UTC)),
-                ),
-            )
+            put_state(connection, scenario_id, state)
 
     def delete_states(self, scenario_ids: Iterable[str]) -> None:
         """Forget the states of these scenarios (unknown ids are ignored), in one transaction."""
         with self.transaction() as connection:
-            connection.executemany(
-                "DELETE FROM scenario_state WHERE scenario_id = ?", [(i,) for i in scenario_ids]
-            )
+            remove_states(connection, scenario_ids)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads outside a transaction; database errors as ``StoreError``."""
+        try:
+            yield self._open_connection()
+        except sqlite3.Error as exc:
+            raise _error(self._path, _sqlite_why(exc)) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -199,6 +245,38 @@ class Store:
         if self._connection is None:
             raise _error(self._path, "is closed")
         return self._connection
+
+
+# --- writes inside a transaction --------------------------------------------------------------
+
+
+def put_state(connection: sqlite3.Connection, scenario_id: str, state: ScenarioState) -> None:
+    """Insert or replace the state of one scenario within the caller's transaction."""
+    result = state.last_result
+    connection.execute(
+        "INSERT INTO scenario_state (scenario_id, status, consecutive_failures,"
+        " failing_since, opened_kind, last_result, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (scenario_id) DO UPDATE SET status = excluded.status,"
+        " consecutive_failures = excluded.consecutive_failures,"
+        " failing_since = excluded.failing_since, opened_kind = excluded.opened_kind,"
+        " last_result = excluded.last_result, updated_at = excluded.updated_at",
+        (
+            scenario_id,
+            state.status.value,
+            state.consecutive_failures,
+            None if state.failing_since is None else format_time(state.failing_since),
+            None if state.opened_kind is None else state.opened_kind.value,
+            None if result is None else _encode_result(result),
+            format_time(datetime.now(UTC)),
+        ),
+    )
+
+
+def remove_states(connection: sqlite3.Connection, scenario_ids: Iterable[str]) -> None:
+    connection.executemany(
+        "DELETE FROM scenario_state WHERE scenario_id = ?", [(i,) for i in scenario_ids]
+    )
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -265,6 +343,11 @@ def _prepare(path: Path, connection: sqlite3.Connection) -> None:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+    # Take the write lock once now: another process holding it (a sqlite3 shell inside a
+    # transaction, a backup tool) fails the start with a clear message instead of the
+    # first state change failing later.
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("ROLLBACK")
 
 
 def _user_version(connection: sqlite3.Connection) -> int:
@@ -281,20 +364,26 @@ def _why(exc: OSError) -> str:
 
 
 def _sqlite_why(exc: sqlite3.Error) -> str:
-    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_NOTADB:
         return "not a SQLite database"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"locked by another process ({exc}); stop the program holding it"
+            " (a sqlite3 shell inside a transaction, a backup tool) and try again"
+        )
     return str(exc)
 
 
 # --- rows ------------------------------------------------------------------------------------
 
 
-def _format_time(moment: datetime) -> str:
+def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds: ``2026-11-23T10:00:00.123456Z``."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _parse_time(value: object) -> datetime:
+def parse_time(value: object) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"time {value!r} is not text")
     moment = datetime.fromisoformat(value)
@@ -327,7 +416,7 @@ def _decode_state(
     return ScenarioState(
         status=Status(status),
         consecutive_failures=consecutive_failures,
-        failing_since=None if failing_since is None else _parse_time(failing_since),
+        failing_since=None if failing_since is None else parse_time(failing_since),
         opened_kind=None if opened_kind is None else FailureKind(opened_kind),
         last_result=result,
     )
@@ -347,7 +436,7 @@ def _decode_result(text: str) -> Result:
         scenario_type=ScenarioType(data["scenarioType"]),
         outcome=Outcome(data["result"]),
         reasons=tuple(reasons),
-        started_at=_parse_time(data["startedAt"]),
+        started_at=parse_time(data["startedAt"]),
         duration_ms=_number(data, "durationMs"),
         status_code=_optional_int(data, "statusCode"),
         response_bytes=_optional_int(data, "responseBytes"),

@@ -47,9 +47,23 @@ FORBIDDEN = {
     "monitord.monitor": ("monitord.api", "monitord.daemon"),
     "monitord.api": ("monitord.daemon",),
     "monitord.sdnotify": ("monitord.",),
+    "monitord.events": (
+        "monitord.api",
+        "monitord.daemon",
+        "monitord.monitor",
+        "monitord.probes",
+        "monitord.checks",
+        "monitord.runner",
+        "monitord.scheduler",
+    ),
+    "monitord.events.body": ("monitord.",),  # pure: model only
 }
 # Pure modules may still import the model at the bottom.
-ALLOWED = {"monitord.tracker": ("monitord.model",), "monitord.sdnotify": ()}
+ALLOWED = {
+    "monitord.tracker": ("monitord.model",),
+    "monitord.sdnotify": (),
+    "monitord.events.body": ("monitord.model",),
+}
 NOBODY_IMPORTS = ("monitord.cli", "monitord.__main__")
 
 

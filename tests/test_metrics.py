@@ -176,6 +176,9 @@ DAEMON_FAMILIES = {
     "monitord_config_last_reload_success_timestamp_seconds": {
         "monitord_config_last_reload_success_timestamp_seconds"
     },
+    "monitord_events": {"monitord_events_total"},
+    "monitord_events_outbox_pending": {"monitord_events_outbox_pending"},
+    "monitord_events_dead_letters": {"monitord_events_dead_letters"},
 }
 TYPES = {
     "monitord_scenario_up": "gauge",
@@ -190,6 +193,9 @@ TYPES = {
     "monitord_schedule_skipped": "counter",
     "monitord_config_last_reload_successful": "gauge",
     "monitord_config_last_reload_success_timestamp_seconds": "gauge",
+    "monitord_events": "counter",
+    "monitord_events_outbox_pending": "gauge",
+    "monitord_events_dead_letters": "gauge",
 }
 
 

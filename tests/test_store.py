@@ -85,11 +85,11 @@ def test_first_open_creates_folders_file_schema_and_wal(tmp_path: Path) -> None:
         assert opened.path == path
         assert path.is_file()
         assert (tmp_path / "a" / "b" / "state.sqlite3.lock").is_file()
-        assert len(MIGRATIONS) == 1
+        assert len(MIGRATIONS) == 2
         assert opened.schema_version == len(MIGRATIONS)
         with plain(path) as connection:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+            assert connection.execute("PRAGMA user_version").fetchone() == (2,)
             columns = [
                 (name, kind, notnull, pk)
                 for _, name, kind, notnull, _, pk in connection.execute(
@@ -124,7 +124,7 @@ def test_reopen_keeps_the_schema_version_and_data(db_path: Path) -> None:
     first.close()  # idempotent
     second = Store.open(db_path)
     try:
-        assert second.schema_version == 1
+        assert second.schema_version == 2
         assert second.load_states() == {
             "s1": ScenarioState(Status.OK, 0, None, None, make_result())
         }
@@ -363,7 +363,7 @@ def test_a_new_migration_upgrades_an_existing_store(
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
     second = Store.open(db_path)
     try:
-        assert second.schema_version == 2
+        assert second.schema_version == 3
         assert second.load_states() == {"s1": ScenarioState(Status.OK)}
         with second.transaction() as connection:
             connection.execute("INSERT INTO event_outbox (body) VALUES ('{}')")
@@ -380,7 +380,7 @@ def test_a_failing_migration_step_leaves_the_previous_version(
         Store.open(db_path)
     assert str(caught.value).startswith(f"state store {db_path}: ")
     with plain(db_path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
         tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
     assert "scenario_state" in tables
     assert "half_done" not in tables
@@ -399,7 +399,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(db_path: Path) -> None:
         with pytest.raises(StoreError) as caught:
             Store.open(db_path)
         assert str(caught.value) == (
-            f"state store {db_path}: written by a newer monitord (schema 7, this version knows 1)"
+            f"state store {db_path}: written by a newer monitord (schema 7, this version knows 2)"
         )
     assert db_path.read_bytes() == before
     with plain(db_path) as connection:
@@ -556,7 +556,7 @@ def test_a_killed_holder_releases_the_store(db_path: Path) -> None:
         stop_holder(holder)
     after = Store.open(db_path)
     try:
-        assert after.schema_version == 1
+        assert after.schema_version == len(MIGRATIONS)
     finally:
         after.close()
 
@@ -619,3 +619,76 @@ def test_a_row_that_cannot_be_read_is_skipped_with_a_warning(
         f"state store {db_path}: skipped the saved state of scenario bad, which cannot be read ("
     )
     assert getattr(record, "scenario_id", None) == "bad"
+
+
+# --- schema 2 and the write lock at start --------------------------------------------------
+
+
+def test_a_version_1_store_is_migrated_to_version_2_and_keeps_its_states(db_path: Path) -> None:
+    """A store written before events gains the outbox tables and keeps every state."""
+    db_path.parent.mkdir(parents=True)
+    with plain(db_path) as connection:
+        assert connection.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+        connection.executescript(MIGRATIONS[0])
+        connection.execute(
+            "INSERT INTO scenario_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                "s1",
+                "failing",
+                3,
+                "2026-11-23T09:58:30.456789Z",
+                "timeout",
+                None,
+                "2026-11-23T10:00:00Z",
+            ),
+        )
+        connection.execute("PRAGMA user_version = 1")
+    opened = Store.open(db_path)
+    try:
+        assert opened.schema_version == 2
+        assert opened.load_states() == {
+            "s1": ScenarioState(Status.FAILING, 3, SINCE, FailureKind.TIMEOUT, None)
+        }
+    finally:
+        opened.close()
+    with plain(db_path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        tables = {
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        outbox_columns = [row[1] for row in connection.execute("PRAGMA table_info(outbox)")]
+    assert tables == {"scenario_state", "open_event", "outbox", "dead_letter", "delivered"}
+    assert outbox_columns == [
+        "seq",
+        "scenario_id",
+        "event_id",
+        "kind",
+        "event_type",
+        "body",
+        "created_at",
+        "queued_at",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
+
+
+def test_a_database_locked_by_another_connection_fails_the_open(db_path: Path) -> None:
+    """Another process inside a write transaction: the start fails with a clear message."""
+    Store.open(db_path).close()
+    with plain(db_path) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreError) as caught:
+                Store.open(db_path)  # waits out the busy timeout
+        finally:
+            other.execute("ROLLBACK")
+    message = str(caught.value)
+    assert message.startswith(f"state store {db_path}: locked by another process (")
+    assert "locked by another process" in message
+    # The failed open released its lock file: the next start succeeds.
+    again = Store.open(db_path)
+    again.close()

@@ -534,6 +534,7 @@ def _read_http_target(doc: Section, environ: Mapping[str, str]) -> HttpTarget | 
         body=body,
         follow_redirects=bool(follow),
         tls_verify=True if verify is None else verify,
+        url_as_written=url_text,
     )
 
 

@@ -52,6 +52,17 @@ class EventsConfig:
     token: Secret | None
     entity_selector: str | None = None
     timeout_minutes: int = 15
+    refresh_s: int | None = None  # None: timeout_minutes × 30 (half the event timeout)
+    send_timeout_s: int = 10  # one delivery attempt, connect to last byte of the answer
+    retry_max_s: int = 300  # the longest pause between attempts (429's Retry-After aside)
+    max_attempts: int = 300  # then the event goes to the dead letters
+    max_age_hours: int = 24  # an event this old is not sent but dead-lettered
+
+    @property
+    def refresh_interval_s(self) -> int:
+        """How often an open event is re-sent: at least every half of its timeout."""
+        half = self.timeout_minutes * 30
+        return half if self.refresh_s is None else min(self.refresh_s, half)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,22 +339,48 @@ def _read_services(top: Section) -> tuple[Service, ...] | None:
     return tuple(services)
 
 
+EVENTS_KEYS = (
+    "url",
+    "token",
+    "entitySelector",
+    "timeoutMinutes",
+    "refreshSeconds",
+    "sendTimeoutSeconds",
+    "retryMaxSeconds",
+    "maxAttempts",
+    "maxAgeHours",
+)
+
+
 def _read_events(events: Section, base_dir: Path, env: Mapping[str, str]) -> EventsConfig | None:
-    events.reject_unknown(("url", "token", "entitySelector", "timeoutMinutes"))
+    events.reject_unknown(EVENTS_KEYS)
     url = events.string("url", required=True)
     if url is not None and not is_http_url(url):
         events.error("url", "must be an http:// or https:// URL with a host")
         url = None
     token = read_secret(events, "token", base_dir, env) if events.has("token") else None
-    selector = events.string("entitySelector")
+    selector = events.string("entitySelector", max_length=1024)
     timeout = events.integer("timeoutMinutes", minimum=1, maximum=MAX_EVENT_TIMEOUT_MINUTES)
+    timeout = 15 if timeout is None else timeout
+    # Re-sent at least every half timeout, or the platform closes the event on its own.
+    refresh = events.integer("refreshSeconds", minimum=1, maximum=timeout * 30)
+    send_timeout = events.integer("sendTimeoutSeconds", minimum=1, maximum=300)
+    retry_max = events.integer("retryMaxSeconds", minimum=1, maximum=3600)
+    attempts = events.integer("maxAttempts", minimum=1, maximum=1_000_000)
+    max_age = events.integer("maxAgeHours", minimum=1, maximum=24 * 30)
     if url is None:
         return None
+    base = EventsConfig(url=url, token=token)
     return EventsConfig(
         url=url,
         token=token,
         entity_selector=selector,
-        timeout_minutes=15 if timeout is None else timeout,
+        timeout_minutes=timeout,
+        refresh_s=refresh,
+        send_timeout_s=base.send_timeout_s if send_timeout is None else send_timeout,
+        retry_max_s=base.retry_max_s if retry_max is None else retry_max,
+        max_attempts=base.max_attempts if attempts is None else attempts,
+        max_age_hours=base.max_age_hours if max_age is None else max_age,
     )
 
 

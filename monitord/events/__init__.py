@@ -1,0 +1,1 @@
+"""Failure events (SPEC §6): bodies, their lifecycle, the durable outbox and delivery."""
