@@ -627,3 +627,32 @@ async def test_kill_9_at_random_moments_while_a_scenario_flaps(tmp_path: Path) -
         stored = {eid for (eid,) in db.execute("SELECT DISTINCT event_id FROM delivered")}
     assert stored <= set(periods), f"seed {seed}"
     assert not json.dumps([r.event for r in received]).count(TOKEN)
+
+
+# --- restarts and reloads ------------------------------------------------------------------
+
+
+async def test_a_restart_keeps_the_open_event_and_a_removal_closes_it(tmp_path: Path) -> None:
+    async with event_sink() as sink, flapper() as target:
+        target.errors = 1
+        config = events_config(tmp_path, sink.url)
+        scenario_file = tmp_path / "s" / "a.yaml"
+        scenario_file.write_text(api_yaml("kept open", f"{target.base}/check", 0), "utf-8")
+        async with running(config, ENV) as daemon:
+            await sink.wait_for(lambda got: len(got) >= 2, 20)  # the open and a refresh
+            daemon.signal(signal.SIGTERM)
+            assert await daemon.exit_code(20) == 0
+        before = len(sink.received)
+        async with running(config, ENV) as daemon:
+            await sink.wait_for(lambda got: len(got) >= before + 2, 20)  # refreshes go on
+            scenario_file.write_text("", "utf-8")  # no scenarios left
+            daemon.signal(signal.SIGHUP)
+            await sink.wait_for(lambda got: any(is_close(r) for r in got), 20)
+            await daemon.wait_line(r"1 removed")
+            daemon.signal(signal.SIGTERM)
+            assert await daemon.exit_code(20) == 0
+        assert "event open queued" not in daemon.log  # the restart opened nothing
+    (period,) = check_periods(sink.received).values()
+    assert period == sink.received
+    assert is_close(period[-1])
+    assert [is_close(r) for r in period[:-1]] == [False] * (len(period) - 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitord.config.errors import ConfigError
-from monitord.config.settings import Config, Defaults, Secret, load_config
+from monitord.config.settings import Config, Defaults, EventsConfig, Secret, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -78,7 +78,32 @@ defaults:
     assert config.events is not None
     assert config.events.token == Secret("tok-from-file", "file token.txt")
     assert config.events.timeout_minutes == 30
+    assert config.events.refresh_interval_s == 900  # half the timeout by default
     assert config.defaults == Defaults(5000, 2, 1024, 250)
+
+
+def test_event_delivery_settings_and_their_defaults(tmp_path: Path) -> None:
+    bare = load_config(write(tmp_path, "events: {url: 'http://sink.test/ingest'}\n"), {})
+    assert bare.events == EventsConfig(url="http://sink.test/ingest", token=None)
+    assert (bare.events.timeout_minutes, bare.events.refresh_interval_s) == (15, 450)
+    assert (bare.events.send_timeout_s, bare.events.retry_max_s) == (10, 300)
+    assert (bare.events.max_attempts, bare.events.max_age_hours) == (300, 24)
+    text = (
+        "events:\n  url: https://sink.test/ingest\n  timeoutMinutes: 4\n  refreshSeconds: 30\n"
+        "  sendTimeoutSeconds: 3\n  retryMaxSeconds: 60\n  maxAttempts: 5\n  maxAgeHours: 2\n"
+    )
+    events = load_config(write(tmp_path, text), {}).events
+    assert events == EventsConfig(
+        url="https://sink.test/ingest",
+        token=None,
+        timeout_minutes=4,
+        refresh_s=30,
+        send_timeout_s=3,
+        retry_max_s=60,
+        max_attempts=5,
+        max_age_hours=2,
+    )
+    assert events.refresh_interval_s == 30
 
 
 def test_secrets_never_show_themselves(tmp_path: Path) -> None:
@@ -139,6 +164,32 @@ def test_unset_secret_variable_leaves_the_secret_absent(tmp_path: Path) -> None:
         (
             "events: {url: 'http://x', timeoutMinutes: 361}\n",
             ["1: events.timeoutMinutes: must be at most 360, got 361"],
+        ),
+        (
+            "events: {url: 'http://x', timeoutMinutes: 2, refreshSeconds: 61}\n",
+            ["1: events.refreshSeconds: must be at most 60, got 61"],
+        ),
+        (
+            "events: {url: 'http://x', refreshSeconds: 0}\n",
+            ["1: events.refreshSeconds: must be at least 1, got 0"],
+        ),
+        (
+            "events: {url: 'http://x', sendTimeoutSeconds: 301, retryMaxSeconds: 0}\n",
+            [
+                "1: events.sendTimeoutSeconds: must be at most 300, got 301",
+                "1: events.retryMaxSeconds: must be at least 1, got 0",
+            ],
+        ),
+        (
+            "events: {url: 'http://x', maxAttempts: 0, maxAgeHours: 721}\n",
+            [
+                "1: events.maxAttempts: must be at least 1, got 0",
+                "1: events.maxAgeHours: must be at most 720, got 721",
+            ],
+        ),
+        (
+            "events: {url: 'http://x', retries: 3}\n",
+            ["1: events.retries: unknown field"],
         ),
         ("defaults: {timeoutMs: 0}\n", ["1: defaults.timeoutMs: must be at least 1, got 0"]),
         (

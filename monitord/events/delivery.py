@@ -124,7 +124,7 @@ def ingest_results(answer: bytes) -> tuple[dict[str, Any], ...] | None:
     """``eventIngestResults`` as ``{"status", "correlationId"}`` pairs; None if unreadable."""
     try:
         data = json.loads(answer)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(data, dict):
         return None
@@ -152,11 +152,11 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return min(float(text), MAX_RETRY_AFTER_S)
+    if text.isascii() and text.isdigit():
+        return MAX_RETRY_AFTER_S if len(text) > 6 else min(float(text), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -313,7 +313,8 @@ class Deliverer:
         if self._paused_until > now:
             if self._draining:
                 return False
-            await asyncio.sleep(self._paused_until - now)
+            # Woken early by stop() (or a new message, which waits like the rest).
+            await self._outbox.wait_queued(self._paused_until - now)
             return True
         with self._outbox.store.reading() as connection:
             rows = due_heads(connection, now, self._concurrency)
