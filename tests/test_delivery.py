@@ -917,6 +917,20 @@ async def test_an_odd_retry_after_does_not_stop_the_worker(
     assert keys(sink) == [key(row), key(row)]
 
 
+async def test_a_retry_after_of_zero_still_pauses_the_worker(
+    store: Store, outbox: Outbox, sink: EventSink
+) -> None:
+    """ "Retry-After: 0" over and over does not turn into a tight loop against the sink."""
+    (row,) = queue(store, message(failure("shop")))
+    sink.answer(too_many("0"), too_many("0"), then=created())
+    async with running(outbox, events_config(sink.url)):
+        await until(outbox_empty(outbox), "delivered after two 429s", timeout_s=10)
+    assert keys(sink) == [key(row)] * 3
+    first, second, third = (r.at for r in sink.received)
+    assert second - first >= 0.45
+    assert third - second >= 0.45
+
+
 # --- B. answers that cannot be read ------------------------------------------------------------
 
 

@@ -57,6 +57,7 @@ CONCURRENCY = 4
 MAX_ANSWER_BYTES = 64 * 1024  # the sink's answer is small; more is not read
 MAX_RETRY_AFTER_S = 3600.0
 FIRST_BACKOFF_S = 1.0
+MIN_PAUSE_S = 0.5
 IDLE_CHECK_S = 60.0  # wake at least this often even when nothing is due
 RETRYABLE_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 
@@ -306,6 +307,9 @@ class Deliverer:
                 except StoreError as exc:
                     log.error("event delivery: %s; trying again in 5 s", exc)
                     await self._outbox.wait_queued(5.0)
+                except Exception:  # a bug must not end delivery for good
+                    log.exception("event delivery failed; trying again in 5 s")
+                    await self._outbox.wait_queued(5.0)
 
     async def _step(self, session: aiohttp.ClientSession) -> bool:
         """Send one round of due messages, or wait for some; False when drained."""
@@ -332,7 +336,7 @@ class Deliverer:
             self._failures += 1
             given = [s for s in retry_after if s is not None]
             delay = (
-                max(given)
+                max(*given, MIN_PAUSE_S)  # "Retry-After: 0" must not become a tight loop
                 if given
                 else backoff_s(self._failures, self._config.retry_max_s, self._rand)
             )
