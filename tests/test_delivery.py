@@ -233,6 +233,13 @@ def test_judge_short_body_and_empty_body() -> None:
         == f"HTTP 400 Bad Request: {body_json.decode()}"
     )
     assert judge(401, "Unauthorized", {}, b"").detail == "HTTP 401 Unauthorized"
+
+
+def test_judge_removes_c1_controls_from_the_snippet() -> None:
+    """U+009B (a terminal's escape introducer) and the other C1 controls never reach
+    lastError or the log."""
+    answer = "bad\u009b31mred\u0085end".encode()
+    assert judge(400, "Bad Request", {}, answer).detail == "HTTP 400 Bad Request: bad 31mred end"
     assert judge(403, "", {}, b"  \n ").detail == "HTTP 403"
 
 

@@ -173,7 +173,7 @@ def backoff_s(failures: int, cap_s: float, rand: Callable[[], float] = random.ra
 
 def _snippet(answer: bytes, limit: int = 200) -> str:
     text = answer[: limit * 4].decode("utf-8", "replace")
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", text)  # C0, DEL and C1 controls
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
