@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,7 +164,9 @@ class App:
 
 
 @asynccontextmanager
-async def running_app(tmp_path: Path, config_text: str = CONFIG_WITH_KEY) -> AsyncIterator[App]:
+async def running_app(
+    tmp_path: Path, config_text: str = CONFIG_WITH_KEY, environ: Mapping[str, str] = ENVIRON
+) -> AsyncIterator[App]:
     """The daemon's composition (see ``monitord.daemon._serve``) behind a test client.
 
     Scenario files already in ``tmp_path / "s"`` are loaded by ``monitor.start()``.
@@ -173,14 +175,14 @@ async def running_app(tmp_path: Path, config_text: str = CONFIG_WITH_KEY) -> Asy
     folder.mkdir(exist_ok=True)
     config_path = tmp_path / "config.yaml"
     config_path.write_text(config_text, encoding="utf-8")
-    config = load_config(config_path, ENVIRON)
+    config = load_config(config_path, environ)
     store = Store.open(config.state_path)
     try:
         async with open_probes(user_agent="monitord-test") as probes:
             runner = Runner(probes, expression_budget_s=config.defaults.expression_budget_ms / 1000)
             try:
                 metrics = Metrics()
-                monitor = Monitor(config, ENVIRON, store, runner, metrics)
+                monitor = Monitor(config, environ, store, runner, metrics)
                 clock = FakeClock()
                 heartbeat = Heartbeat(lambda: monitor.scheduler_running, None, clock=clock)
 

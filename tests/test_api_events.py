@@ -23,10 +23,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from monitord.api import MAX_BODY_BYTES, Api, build_app
-from monitord.config.settings import load_config
+from monitord.api import MAX_BODY_BYTES
 from monitord.events.body import MessageKind
 from monitord.events.outbox import (
     EventChange,
@@ -36,13 +34,8 @@ from monitord.events.outbox import (
     mark_delivered,
     write_change,
 )
-from monitord.heartbeat import Heartbeat
-from monitord.metrics import Metrics
 from monitord.model import EventType
-from monitord.monitor import Monitor, ReloadReport
-from monitord.probes import open_probes
-from monitord.runner import Runner
-from monitord.store import Store, format_time
+from monitord.store import format_time
 from tests.targets import LOCALHOST, refusing_tcp_port, web_target
 from tests.test_api import (
     ADMIN,
@@ -52,7 +45,6 @@ from tests.test_api import (
     CONFIG_WITHOUT_KEY,
     ENVIRON,
     App,
-    FakeClock,
     api_yaml,
     assert_json_error,
     assert_still_serving,
@@ -97,45 +89,6 @@ async def answer_target(num_errors: int = 3) -> AsyncIterator[AnswerTarget]:
         yield target
     finally:
         await runner.cleanup()
-
-
-# --- the app with another environment --------------------------------------------------------
-
-
-@asynccontextmanager
-async def running_app_with(
-    tmp_path: Path, config_text: str, environ: Mapping[str, str]
-) -> AsyncIterator[App]:
-    """``tests.test_api.running_app`` with its own environment; otherwise the same."""
-    folder = tmp_path / "s"
-    folder.mkdir(exist_ok=True)
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(config_text, encoding="utf-8")
-    config = load_config(config_path, environ)
-    store = Store.open(config.state_path)
-    try:
-        async with open_probes(user_agent="monitord-test") as probes:
-            runner = Runner(probes, expression_budget_s=config.defaults.expression_budget_ms / 1000)
-            try:
-                metrics = Metrics()
-                monitor = Monitor(config, environ, store, runner, metrics)
-                clock = FakeClock()
-                heartbeat = Heartbeat(lambda: monitor.scheduler_running, None, clock=clock)
-
-                async def reload() -> ReloadReport:
-                    return await monitor.reload()
-
-                app = build_app(Api(monitor, metrics, heartbeat, config.admin_key, reload))
-                try:
-                    await monitor.start()
-                    async with TestClient(TestServer(app, host=LOCALHOST)) as client:
-                        yield App(client, monitor, heartbeat, clock, folder)
-                finally:
-                    await monitor.stop(5.0)
-            finally:
-                runner.close()
-    finally:
-        store.close()
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -877,7 +830,7 @@ async def test_the_listing_holds_no_secret(tmp_path: Path) -> None:
             url = target.url("/echo") + "?key=${EVTOKEN}"
             (tmp_path / "s" / "shop.yaml").write_text(api_yaml("shop", url))
             (tmp_path / "s" / "gw.yaml").write_text(tcp_yaml("gateway", refused.port))
-            async with running_app_with(tmp_path, CONFIG_WITH_EVENTS, environ) as app:
+            async with running_app(tmp_path, CONFIG_WITH_EVENTS, environ) as app:
                 assert app.monitor.sink_configured
                 shop = await app.run((await app.scenario("shop"))["scenarioId"])
                 assert shop["result"] == "failure", shop

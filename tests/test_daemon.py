@@ -40,6 +40,7 @@ class Target:
     base: str
     hits: Counter[str] = field(default_factory=Counter)
     errors: dict[str, int] = field(default_factory=dict)  # path -> numErrors answered
+    delay_s: float = 0.0  # how long each answer takes
 
 
 @asynccontextmanager
@@ -48,7 +49,10 @@ async def target_server() -> AsyncIterator[Target]:
 
     async def handler(request: web.Request) -> web.Response:
         target.hits[request.path] += 1
-        return web.json_response({"numErrors": target.errors.get(request.path, 0)})
+        errors = target.errors.get(request.path, 0)  # as it was when the request came
+        if target.delay_s:
+            await asyncio.sleep(target.delay_s)
+        return web.json_response({"numErrors": errors})
 
     app = web.Application()
     app.router.add_get("/{name}", handler)

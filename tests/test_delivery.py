@@ -47,7 +47,7 @@ from monitord.events.outbox import (
     Outbox,
     Row,
     dead_rows,
-    delivered_results,
+    delivered_rows,
     pending_rows,
     write_change,
 )
@@ -611,7 +611,7 @@ async def test_delivers_with_headers_and_the_stored_body(
     assert received.event is not None
     assert received.event["properties"]["monitord.reason"] == "상점 응답 없음: connection refused"
     with store.reading() as connection:
-        (record,) = delivered_results(connection, msg.event_id)
+        (record,) = delivered_rows(connection, 100, msg.event_id)
     assert record["id"] == row.seq
     assert record["kind"] == "open"
     assert record["attempts"] == 1
@@ -971,7 +971,7 @@ async def test_a_201_with_an_unreadable_answer_is_delivered_once(
     assert keys(sink) == [key(first), key(second)]
     assert delivered(store) == [(first.seq, 1), (second.seq, 1)]
     with store.reading() as connection:
-        (record,) = delivered_results(connection, event.event_id)[:1]
+        (record,) = delivered_rows(connection, 100, event.event_id)[:1]
     assert record["ingestResults"] is None
     assert f"HTTP 201 (answer not understood: {problem})" in caplog.text
     assert counted(metrics, "delivered") == 2

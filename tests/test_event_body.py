@@ -393,7 +393,7 @@ NOW_MS = T0_MS + 7 * 3_600_000
 
 
 def test_for_sending_keeps_a_recent_start() -> None:
-    """A startTime within 5 hours goes out as it is."""
+    """A close whose startTime is within 5 hours goes out as it is."""
     data = {"startTime": NOW_MS - 4 * 3_600_000, "endTime": NOW_MS - 60_000, "title": "t"}
     assert for_sending(data, NOW_MS) == data
 
@@ -408,6 +408,20 @@ def test_for_sending_moves_an_old_start_to_now_and_end_follows() -> None:
     open_body = {"startTime": start, "timeout": 20}
     assert for_sending(open_body, NOW_MS) == {"startTime": NOW_MS, "timeout": 20}
     assert open_body == {"startTime": start, "timeout": 20}
+
+
+def test_for_sending_an_open_or_refresh_older_than_half_its_timeout_goes_out_as_now() -> None:
+    """A delayed open or refresh would reach the platform already expired: it goes out
+    with startTime = now once older than half its timeout; a younger one is kept, and a
+    close of the same age keeps its times."""
+    late = {"startTime": NOW_MS - 11 * 60_000, "timeout": 20}
+    assert for_sending(late, NOW_MS) == {"startTime": NOW_MS, "timeout": 20}
+    fresh = {"startTime": NOW_MS - 9 * 60_000, "timeout": 20}
+    assert for_sending(fresh, NOW_MS) == fresh
+    untimed = {"startTime": NOW_MS - 8 * 60_000}  # the platform's default: 15 minutes
+    assert for_sending(untimed, NOW_MS) == {"startTime": NOW_MS}
+    closing = {"startTime": NOW_MS - 11 * 60_000, "endTime": NOW_MS - 60_000, "timeout": 20}
+    assert for_sending(closing, NOW_MS) == closing
 
 
 def test_for_sending_keeps_an_end_after_now() -> None:

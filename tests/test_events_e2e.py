@@ -12,19 +12,16 @@ import asyncio
 import itertools
 import json
 import random
+import re
 import signal
 import socket
 import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from tests.sink import (
     EventSink,
@@ -44,6 +41,7 @@ from tests.test_daemon import (
     running,
     scrape,
     started,
+    target_server,
     value,
     wait_until,
     write_config,
@@ -52,41 +50,8 @@ from tests.test_daemon import (
 pytestmark = pytest.mark.e2e
 
 TOKEN = "events-token-e2e-0123456789"
+CHECK = "/check"  # the target path the scenarios probe: numErrors from target.errors
 ENV = {"EVTOKEN": TOKEN}
-
-
-# --- a target the test switches between right and wrong answers ---------------------------
-
-
-@dataclass
-class Flapper:
-    base: str = ""
-    errors: int = 0  # numErrors answered; 0 passes the scenario's check
-    delay_s: float = 0.0  # how long each answer takes
-    hits: int = 0
-
-
-@asynccontextmanager
-async def flapper() -> AsyncIterator[Flapper]:
-    target = Flapper()
-
-    async def handler(request: web.Request) -> web.Response:
-        target.hits += 1
-        errors = target.errors
-        if target.delay_s:
-            await asyncio.sleep(target.delay_s)
-        return web.json_response({"numErrors": errors})
-
-    app = web.Application()
-    app.router.add_get("/check", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    target.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield target
-    finally:
-        await runner.cleanup()
 
 
 def events_config(directory: Path, url: str, **keys: Any) -> Path:
@@ -243,19 +208,19 @@ async def poll(check: Any, seconds: float, what: str) -> None:
 async def test_error_limit_2_opens_once_after_the_3rd_failure_refreshes_and_closes(
     tmp_path: Path,
 ) -> None:
-    async with event_sink() as sink, flapper() as target:
-        target.errors = 3
+    async with event_sink() as sink, target_server() as target:
+        target.errors[CHECK] = 3
         config = events_config(tmp_path, sink.url)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("shop api", f"{target.base}/check", 2), encoding="utf-8"
         )
         async with running(config, ENV) as daemon:
             await sink.wait_for(lambda got: len(got) >= 3, 20)  # the open and 2 refreshes
-            target.errors = 0
+            target.errors[CHECK] = 0
             await sink.wait_for(lambda got: any(is_close(r) for r in got), 20)
             closed_at = len(sink.received)
-            ok_since = target.hits
-            await wait_until(lambda: target.hits >= ok_since + 3, 15, "three more runs")
+            ok_since = target.hits[CHECK]
+            await wait_until(lambda: target.hits[CHECK] >= ok_since + 3, 15, "three more runs")
             assert len(sink.received) == closed_at, "nothing is sent once it recovered"
             listing = await admin_get(daemon.base, "/api/v1/events")
             samples = await scrape(daemon.base)
@@ -293,6 +258,12 @@ async def test_error_limit_2_opens_once_after_the_3rd_failure_refreshes_and_clos
         assert r.headers["Authorization"] == f"Api-Token {TOKEN}"
     assert listing["pending"]["count"] == 0
     assert listing["deadLetters"]["count"] == 0
+    acknowledged = listing["delivered"]["events"]
+    assert [d["eventId"] for d in acknowledged] == [event_id(r) for r in received]
+    for delivery in acknowledged:  # the sink's answer is kept: its correlation ids
+        (result,) = delivery["ingestResults"]
+        assert result["status"] == "OK"
+        assert re.fullmatch(r"[0-9a-f]{16}", result["correlationId"])
     queued = value(samples, "monitord_events_total", event_type="ERROR_EVENT", outcome="queued")
     sent = value(samples, "monitord_events_total", event_type="ERROR_EVENT", outcome="delivered")
     assert queued == sent == len(received)
@@ -302,8 +273,8 @@ async def test_error_limit_2_opens_once_after_the_3rd_failure_refreshes_and_clos
 async def test_refused_is_an_availability_event_and_a_wrong_answer_an_error_event(
     tmp_path: Path,
 ) -> None:
-    async with event_sink() as sink, flapper() as target:
-        target.errors = 1
+    async with event_sink() as sink, target_server() as target:
+        target.errors[CHECK] = 1
         with refusing_tcp_port() as refused:
             config = events_config(tmp_path, sink.url, entitySelector="type(SERVICE)")
             (tmp_path / "s" / "a.yaml").write_text(
@@ -344,8 +315,8 @@ async def test_sink_down_for_a_while_then_everything_arrives_in_order_once(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    async with flapper() as target:
-        target.errors = 1
+    async with target_server() as target:
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, f"http://127.0.0.1:{port}/api/v2/events/ingest")
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("flaps", f"{target.base}/check", 0), encoding="utf-8"
@@ -354,9 +325,9 @@ async def test_sink_down_for_a_while_then_everything_arrives_in_order_once(
             # Two failure periods and a refresh pile up while nothing listens.
             await daemon.wait_line(r"event open queued")
             await daemon.wait_line(r"not delivered: network error")
-            target.errors = 0
+            target.errors[CHECK] = 0
             await daemon.wait_line(r"event close queued")
-            target.errors = 1
+            target.errors[CHECK] = 1
             mark = len(daemon.lines)
             await daemon.wait_line(r"event open queued", after=mark)
             pending = await admin_get(daemon.base, "/api/v1/events")
@@ -364,7 +335,7 @@ async def test_sink_down_for_a_while_then_everything_arrives_in_order_once(
             assert pending["pending"]["events"][0]["lastError"].startswith("network error")
             async with event_sink(port) as sink:
                 await poll(lambda: outbox_empty(daemon), 30, "the backlog was delivered")
-                target.errors = 0
+                target.errors[CHECK] = 0
                 await sink.wait_for(lambda got: len(closes(sink, "flaps")) == 2, 20)
                 daemon.signal(signal.SIGTERM)
                 assert await daemon.exit_code(20) == 0
@@ -376,9 +347,9 @@ async def test_sink_down_for_a_while_then_everything_arrives_in_order_once(
 
 
 async def test_429_retry_after_is_honoured(tmp_path: Path) -> None:
-    async with event_sink() as sink, flapper() as target:
+    async with event_sink() as sink, target_server() as target:
         sink.answer(too_many("2"), then=created())
-        target.errors = 1
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, sink.url, refreshSeconds=30)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("limited", f"{target.base}/check", 0), encoding="utf-8"
@@ -400,9 +371,9 @@ async def test_429_retry_after_is_honoured(tmp_path: Path) -> None:
 async def test_400_is_a_dead_letter_shown_by_metrics_and_api_and_requeue_sends_it(
     tmp_path: Path,
 ) -> None:
-    async with event_sink() as sink, flapper() as target:
+    async with event_sink() as sink, target_server() as target:
         sink.answer(status(400, b'{"error": {"message": "bad entity selector"}}'), then=created())
-        target.errors = 1
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, sink.url, refreshSeconds=30)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("rejected", f"{target.base}/check", 0), encoding="utf-8"
@@ -445,15 +416,15 @@ async def test_400_is_a_dead_letter_shown_by_metrics_and_api_and_requeue_sends_i
 async def test_without_a_sink_events_are_kept_and_sent_once_one_is_configured(
     tmp_path: Path,
 ) -> None:
-    async with flapper() as target:
-        target.errors = 1
+    async with target_server() as target:
+        target.errors[CHECK] = 1
         config = write_config(tmp_path)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("kept", f"{target.base}/check", 0), encoding="utf-8"
         )
         async with running(config, ENV) as daemon:
             await daemon.wait_line(r"event open queued: .*no events sink is configured")
-            target.errors = 0
+            target.errors[CHECK] = 0
             await daemon.wait_line(r"event close queued")
             listing = await admin_get(daemon.base, "/api/v1/events")
             daemon.signal(signal.SIGTERM)
@@ -474,18 +445,18 @@ async def test_without_a_sink_events_are_kept_and_sent_once_one_is_configured(
 
 
 async def test_sigterm_flushes_a_close_queued_by_the_last_run(tmp_path: Path) -> None:
-    async with event_sink() as sink, flapper() as target:
-        target.errors = 1
+    async with event_sink() as sink, target_server() as target:
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, sink.url, refreshSeconds=30)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("slow", f"{target.base}/check", 0), encoding="utf-8"
         )
         async with running(config, ENV) as daemon:
             await sink.wait_for(lambda got: len(got) >= 1, 20)
-            target.errors = 0
+            target.errors[CHECK] = 0
             target.delay_s = 2.0
-            hits = target.hits
-            await wait_until(lambda: target.hits > hits, 10, "a slow, passing run started")
+            hits = target.hits[CHECK]
+            await wait_until(lambda: target.hits[CHECK] > hits, 10, "a slow, passing run started")
             daemon.signal(signal.SIGTERM)  # the run finishes during the stop and recovers
             assert await daemon.exit_code(30) == 0
     assert len(closes(sink, "slow")) == 1
@@ -495,9 +466,9 @@ async def test_sigterm_flushes_a_close_queued_by_the_last_run(tmp_path: Path) ->
 async def test_sigterm_gives_a_hanging_sink_a_bounded_time_and_keeps_the_message(
     tmp_path: Path,
 ) -> None:
-    async with event_sink() as sink, flapper() as target:
+    async with event_sink() as sink, target_server() as target:
         sink.answer(hang(), then=created())
-        target.errors = 1
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, sink.url, refreshSeconds=30, sendTimeoutSeconds=60)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("hung", f"{target.base}/check", 0), encoding="utf-8"
@@ -511,7 +482,7 @@ async def test_sigterm_gives_a_hanging_sink_a_bounded_time_and_keeps_the_message
             assert loop.time() - stopping < 15  # 10 s for runs at most, 5 s for the outbox
         assert "1 event messages not yet delivered" in daemon.log
         sink.release_hung()
-        target.errors = 0
+        target.errors[CHECK] = 0
         async with running(config, ENV) as daemon:
             await sink.wait_for(lambda got: len(closes(sink, "hung")) == 1, 20)
             daemon.signal(signal.SIGTERM)
@@ -547,16 +518,16 @@ async def test_a_state_store_locked_by_another_process_stops_the_start(tmp_path:
 async def test_kill_9_with_events_pending_then_restart_delivers_and_closes(
     tmp_path: Path,
 ) -> None:
-    async with event_sink() as sink, flapper() as target:
+    async with event_sink() as sink, target_server() as target:
         sink.answer(status(503), then=status(503))  # down: everything waits in the outbox
-        target.errors = 1
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, sink.url, refreshSeconds=30)
         (tmp_path / "s" / "a.yaml").write_text(
             api_yaml("crashy", f"{target.base}/check", 0), encoding="utf-8"
         )
         async with running(config, ENV) as daemon:
             await daemon.wait_line(r"event open queued")
-            target.errors = 0
+            target.errors[CHECK] = 0
             await daemon.wait_line(r"event close queued")
             daemon.process.kill()
             assert await daemon.exit_code(10) == -signal.SIGKILL
@@ -577,7 +548,7 @@ async def test_kill_9_at_random_moments_while_a_scenario_flaps(tmp_path: Path) -
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     kills = 20
-    async with event_sink() as sink, flapper() as target:
+    async with event_sink() as sink, target_server() as target:
         # Slow answers, so that many kills land between a send and its acknowledgement.
         sink.answer(then=drip(201, chunks=4, interval_s=0.1))
         config = events_config(tmp_path, sink.url)
@@ -587,7 +558,7 @@ async def test_kill_9_at_random_moments_while_a_scenario_flaps(tmp_path: Path) -
 
         async def flap() -> None:
             while True:
-                target.errors = 1 - target.errors
+                target.errors[CHECK] = 1 - target.errors.get(CHECK, 0)
                 await asyncio.sleep(rng.uniform(0.4, 1.6))
 
         flapping = asyncio.get_running_loop().create_task(flap())
@@ -600,7 +571,7 @@ async def test_kill_9_at_random_moments_while_a_scenario_flaps(tmp_path: Path) -
         finally:
             flapping.cancel()
             await asyncio.gather(flapping, return_exceptions=True)
-        target.errors = 0
+        target.errors[CHECK] = 0
         sink.answer(then=created())
         async with running(config, ENV) as daemon:
 
@@ -633,8 +604,8 @@ async def test_kill_9_at_random_moments_while_a_scenario_flaps(tmp_path: Path) -
 
 
 async def test_a_restart_keeps_the_open_event_and_a_removal_closes_it(tmp_path: Path) -> None:
-    async with event_sink() as sink, flapper() as target:
-        target.errors = 1
+    async with event_sink() as sink, target_server() as target:
+        target.errors[CHECK] = 1
         config = events_config(tmp_path, sink.url)
         scenario_file = tmp_path / "s" / "a.yaml"
         scenario_file.write_text(api_yaml("kept open", f"{target.base}/check", 0), "utf-8")

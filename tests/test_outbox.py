@@ -23,7 +23,7 @@ from monitord.events.outbox import (
     Row,
     counts,
     dead_rows,
-    delivered_results,
+    delivered_rows,
     due_heads,
     has_pending,
     mark_dead,
@@ -281,23 +281,29 @@ def test_mark_delivered_moves_the_row_and_stores_the_ingest_results(store: Store
     assert pending(store) == []
     assert counts_of(store) == (0, 0)
     with store.reading() as connection:
-        assert delivered_results(connection, "ev-1") == [
+        assert delivered_rows(connection, 100, "ev-1") == [
             {
                 "id": 1,
+                "scenarioId": "s1",
+                "eventId": "ev-1",
                 "kind": "open",
+                "eventType": "AVAILABILITY_EVENT",
                 "deliveredAt": "2026-11-23T10:01:00.000000Z",
                 "attempts": 2,
                 "ingestResults": results,
             },
             {
                 "id": 2,
+                "scenarioId": "s1",
+                "eventId": "ev-1",
                 "kind": "close",
+                "eventType": "AVAILABILITY_EVENT",
                 "deliveredAt": "2026-11-23T10:01:00.000000Z",
                 "attempts": 1,
                 "ingestResults": None,
             },
         ]
-        assert delivered_results(connection, "ev-2") == []
+        assert delivered_rows(connection, 100, "ev-2") == []
 
 
 def test_delivered_history_is_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,7 +312,7 @@ def test_delivered_history_is_bounded(store: Store, monkeypatch: pytest.MonkeyPa
     for row in queue(store, *(message(f"s{n}", "ev-1", n=n) for n in range(6))):
         deliver(store, row)
     with store.reading() as connection:
-        assert [d["id"] for d in delivered_results(connection, "ev-1")] == [4, 5, 6]
+        assert [d["id"] for d in delivered_rows(connection, 100, "ev-1")] == [4, 5, 6]
         (count,) = connection.execute("SELECT COUNT(*) FROM delivered").fetchone()
     assert count == 3
 
@@ -508,16 +514,19 @@ async def test_outbox_requeue_notifies_only_when_something_moved(store: Store) -
 
 
 def test_listing_json_shape(store: Store) -> None:
-    """pending and deadLetters with counts and their rows, limited to ``limit`` each."""
+    """pending and deadLetters with counts and their rows, and the last acknowledged
+    messages with the sink's answers, limited to ``limit`` each."""
     rows = queue(
         store,
         message("s1", "ev-1", n=1),
         message("s2", "ev-2", MessageKind.CLOSE, n=2, event_type=EventType.ERROR_EVENT),
         message("s3", "ev-3", n=3),
+        message("s4", "ev-4", n=4),
     )
     kill(store, rows[1])
     with store.transaction() as connection:
         mark_retry(connection, rows[0], "HTTP 503", NOW_S + 90)
+    deliver(store, rows[3], [{"status": "OK", "correlationId": "41f5d263011a6c9a"}])
     box = Outbox(store)
     assert box.listing(10) == {
         "pending": {
@@ -565,6 +574,20 @@ def test_listing_json_shape(store: Store) -> None:
                     "lastError": "HTTP 400",
                     "deadAt": T0_TEXT,
                     "event": {"title": "s2 close 2", "startTime": 1002},
+                },
+            ],
+        },
+        "delivered": {
+            "events": [
+                {
+                    "id": 4,
+                    "scenarioId": "s4",
+                    "eventId": "ev-4",
+                    "kind": "open",
+                    "eventType": "AVAILABILITY_EVENT",
+                    "deliveredAt": "2026-11-23T10:01:00.000000Z",
+                    "attempts": 1,
+                    "ingestResults": [{"status": "OK", "correlationId": "41f5d263011a6c9a"}],
                 },
             ],
         },

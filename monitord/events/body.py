@@ -172,14 +172,24 @@ def body(
 
 
 def for_sending(data: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
-    """The body as it goes out: a ``startTime`` delayed past what the platform accepts
-    (an outage of the sink, a backlog) moves to now, and ``endTime`` follows it."""
+    """The body as it goes out, after a delay in the outbox (an outage of the sink, a
+    backlog). The platform ends an event ``timeout`` minutes after its ``startTime`` and
+    refuses problem-opening start times older than 6 hours, so an open or refresh whose
+    ``startTime`` is older than half its timeout goes out as now (a full timeout from its
+    arrival), and a close older than 5 hours moves to now with ``endTime`` following."""
     out = dict(data)
     start = out.get("startTime")
-    limit = now_ms - int(MAX_START_AGE.total_seconds() * 1000)
-    if isinstance(start, int) and start < limit:
+    if not isinstance(start, int):
+        return out
+    end = out.get("endTime")
+    if end is None:
+        timeout = out.get("timeout")
+        minutes = timeout if isinstance(timeout, int) and timeout > 0 else 15
+        limit_ms = min(minutes * 30_000, int(MAX_START_AGE.total_seconds() * 1000))
+        if start < now_ms - limit_ms:
+            out["startTime"] = now_ms
+    elif start < now_ms - int(MAX_START_AGE.total_seconds() * 1000):
         out["startTime"] = now_ms
-        end = out.get("endTime")
         if isinstance(end, int):
             out["endTime"] = max(end, now_ms)
     return out

@@ -348,22 +348,29 @@ def dead_rows(connection: sqlite3.Connection, limit: int) -> list[Row]:
     return [_dead_row(r) for r in connection.execute(_DEAD, (limit,))]
 
 
-def delivered_results(connection: sqlite3.Connection, event_id: str) -> list[dict[str, Any]]:
-    """The acknowledged messages of one event with the sink's answers, oldest first."""
+def delivered_rows(
+    connection: sqlite3.Connection, limit: int, event_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The last ``limit`` acknowledged messages (of one event, if given), oldest first, with
+    the sink's answers: where an operator finds the platform's correlation ids."""
     rows = connection.execute(
-        "SELECT seq, kind, delivered_at, attempts, ingest_results FROM delivered"
-        " WHERE event_id = ? ORDER BY seq",
-        (event_id,),
+        "SELECT seq, scenario_id, event_id, kind, event_type, delivered_at, attempts,"
+        " ingest_results FROM delivered WHERE ?1 IS NULL OR event_id = ?1"
+        " ORDER BY seq DESC LIMIT ?2",
+        (event_id, limit),
     )
     return [
         {
             "id": seq,
+            "scenarioId": sid,
+            "eventId": eid,
             "kind": kind,
+            "eventType": etype,
             "deliveredAt": at,
             "attempts": attempts,
             "ingestResults": None if results is None else json.loads(results),
         }
-        for seq, kind, at, attempts, results in rows
+        for seq, sid, eid, kind, etype, at, attempts, results in reversed(rows.fetchall())
     ]
 
 
@@ -410,6 +417,7 @@ class Outbox:
                     "count": dead,
                     "events": [r.to_json() for r in dead_rows(connection, limit)],
                 },
+                "delivered": {"events": delivered_rows(connection, limit)},
             }
 
     def requeue(self, ids: Sequence[int] | None, now: datetime) -> Requeued:
@@ -423,8 +431,17 @@ class Outbox:
 # --- rows --------------------------------------------------------------------------------
 
 
-def _pending_row(row: Sequence[Any]) -> Row:
-    seq, sid, eid, kind, etype, body, created, attempts, error, next_at, queued = row
+def _pending_row(values: Sequence[Any]) -> Row:
+    return _row(values, next_attempt_at=float(values[9]), queued_at=str(values[10]))
+
+
+def _dead_row(values: Sequence[Any]) -> Row:
+    return _row(values, dead_at=str(values[9]))
+
+
+def _row(values: Sequence[Any], **own: Any) -> Row:
+    """The columns pending messages and dead letters share come first, in this order."""
+    seq, sid, eid, kind, etype, body, created, attempts, error = values[:9]
     return Row(
         seq=int(seq),
         scenario_id=str(sid),
@@ -435,24 +452,7 @@ def _pending_row(row: Sequence[Any]) -> Row:
         created_at=str(created),
         attempts=int(attempts),
         last_error=error,
-        next_attempt_at=float(next_at),
-        queued_at=str(queued),
-    )
-
-
-def _dead_row(row: Sequence[Any]) -> Row:
-    seq, sid, eid, kind, etype, body, created, attempts, error, dead_at = row
-    return Row(
-        seq=int(seq),
-        scenario_id=str(sid),
-        event_id=str(eid),
-        kind=str(kind),
-        event_type=str(etype),
-        body=str(body),
-        created_at=str(created),
-        attempts=int(attempts),
-        last_error=error,
-        dead_at=str(dead_at),
+        **own,
     )
 
 
