@@ -1,7 +1,10 @@
-"""The HTTP API (SPEC §7, operations part): metrics, health, scenarios, run-now, reload,
-and the events outbox (pending messages, dead letters, re-queue).
+"""The HTTP API (SPEC §7): metrics, health, scenarios, run-now, reload, the events outbox
+(pending messages, dead letters, re-queue) and the OpenAPI document; the batch receiver
+(``monitord.receiver``) and the scenario management API (``monitord.scenario_api``) join
+the same application.
 
-Every error is JSON: ``{"error": {"status": 404, "message": "…"}}``. Request
+Errors are JSON: ``{"error": {"status": 404, "message": "…"}}``, or the seed's envelope
+on the receiver's and the management API's paths. Request
 bodies are capped; malformed input gets a 4xx, never a 5xx. Admin endpoints
 take the admin key in ``TOAST_PRODUCT_APPKEY`` or ``Authorization: Bearer``,
 compared in constant time.
@@ -10,43 +13,32 @@ compared in constant time.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from monitord.config.settings import Secret
-from monitord.heartbeat import Heartbeat
-from monitord.metrics import Metrics
-from monitord.monitor import Monitor, NotRunnableError, ReloadReport, UnknownScenarioError
+from monitord import receiver, scenario_api
+from monitord.httpbase import (
+    API,
+    MAX_BODY_BYTES,
+    Api,
+    Handler,
+    admin_only,
+    error_for,
+    error_response,
+)
+from monitord.monitor import NotRunnableError, UnknownScenarioError
 from monitord.store import StoreError
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_LISTING = 100
 MAX_LISTING = 1000
 MAX_REQUEUE_IDS = 10_000
-ADMIN_KEY_HEADER = "TOAST_PRODUCT_APPKEY"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class Api:
-    monitor: Monitor
-    metrics: Metrics
-    heartbeat: Heartbeat
-    admin_key: Secret | None
-    reload: Callable[[], Awaitable[ReloadReport]]
-
-
-API = web.AppKey("api", Api)
 
 
 def build_app(api: Api, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
@@ -58,17 +50,14 @@ def build_app(api: Api, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application
     app.router.add_get("/health", _health)
     app.router.add_get("/api/v1/scenarios", _scenarios)
     app.router.add_get("/api/v1/scenarios/{scenario_id}", _scenario)
-    app.router.add_post("/api/v1/scenarios/{scenario_id}/run", _admin(_run_now))
-    app.router.add_post("/-/reload", _admin(_reload))
-    app.router.add_get("/api/v1/events", _admin(_events))
-    app.router.add_post("/api/v1/events/requeue", _admin(_requeue))
+    app.router.add_post("/api/v1/scenarios/{scenario_id}/run", admin_only(_run_now))
+    app.router.add_post("/-/reload", admin_only(_reload))
+    app.router.add_get("/api/v1/events", admin_only(_events))
+    app.router.add_post("/api/v1/events/requeue", admin_only(_requeue))
+    app.router.add_get("/api/v1/openapi.json", _openapi)
+    receiver.add_routes(app)
+    scenario_api.add_routes(app)
     return app
-
-
-def error_response(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response(
-        {"error": {"status": status, "message": message}}, status=status, headers=headers
-    )
 
 
 def _json_errors(max_body_bytes: int) -> Any:
@@ -76,59 +65,22 @@ def _json_errors(max_body_bytes: int) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         length = request.content_length
         if length is not None and length > max_body_bytes:
-            return error_response(413, f"request body larger than {max_body_bytes} bytes")
+            return error_for(request, 413, f"request body larger than {max_body_bytes} bytes")
         try:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             headers = {k: v for k, v in exc.headers.items() if k in (hdrs.ALLOW,)}
-            return error_response(exc.status, exc.reason, **headers)
+            return error_for(request, exc.status, exc.reason, **headers)
         except StoreError as exc:
             log.error("%s %s: %s", request.method, request.path, exc)
-            return error_response(503, "the state store is unavailable; see the daemon log")
+            return error_for(request, 503, "the state store is unavailable; see the daemon log")
         except Exception:  # a bug must not turn into a dropped connection
             log.exception("%s %s failed", request.method, request.path)
-            return error_response(500, "internal error; see the daemon log")
+            return error_for(request, 500, "internal error; see the daemon log")
 
     return middleware
-
-
-def _admin(handler: Handler) -> Handler:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        key = request.app[API].admin_key
-        if key is None:
-            return error_response(
-                401, "the admin API is off: no adminKey is configured", **_challenge()
-            )
-        if not admin_authorised(request, key):
-            return error_response(
-                401,
-                f"admin key required in the {ADMIN_KEY_HEADER} header or as a Bearer token",
-                **_challenge(),
-            )
-        return await handler(request)
-
-    return guarded
-
-
-def _challenge() -> dict[str, str]:
-    return {hdrs.WWW_AUTHENTICATE: 'Bearer realm="monitord"'}
-
-
-def admin_authorised(request: web.Request, key: Secret) -> bool:
-    """Whether the request carries the admin key (constant-time comparison)."""
-    given = request.headers.get(ADMIN_KEY_HEADER)
-    if given is None:
-        scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else None
-    if not given:
-        return False
-    return hmac.compare_digest(_bytes(given), _bytes(key.value))
-
-
-def _bytes(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
@@ -146,6 +98,12 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
         api.metrics.render, samples, counts, request.headers.get(hdrs.ACCEPT)
     )
     return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
+
+
+async def _openapi(request: web.Request) -> web.StreamResponse:
+    """The OpenAPI document of every endpoint, shipped with the package."""
+    text = resources.files("monitord").joinpath("openapi.json").read_text(encoding="utf-8")
+    return web.Response(text=text, content_type="application/json")
 
 
 async def _health(request: web.Request) -> web.StreamResponse:

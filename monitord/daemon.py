@@ -2,11 +2,11 @@
 
 Start: open the state store, listen, load and schedule the scenarios, then
 tell systemd READY. Run: the schedule, the HTTP API, a heartbeat (health and
-watchdog), a watch on the scenario files, the refresh of open events and the
-delivery of the events outbox. SIGHUP, ``POST /-/reload`` and file changes
-reload. SIGTERM/SIGINT: STOPPING, stop scheduling, give runs in flight a
-bounded time, give the outbox a bounded time to flush, close everything,
-return.
+watchdog), a watch on the scenario files, the refresh of open events, the
+deadlines of BATCH payloads and the delivery of the events outbox. SIGHUP,
+``POST /-/reload`` and file changes reload. SIGTERM/SIGINT: STOPPING, stop
+scheduling, give runs in flight a bounded time, give the outbox a bounded time
+to flush, close everything, return.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from monitord import __version__
-from monitord.api import Api, build_app
+from monitord.api import build_app
 from monitord.config.settings import Config
 from monitord.events.delivery import Deliverer
 from monitord.heartbeat import BEAT_PERIOD_S, Heartbeat
+from monitord.httpbase import Api
 from monitord.metrics import Metrics
 from monitord.monitor import Monitor, ReloadReport
 from monitord.probes import open_probes
@@ -112,7 +113,7 @@ async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monito
                 " outbox of the state store and logged, and sent once a sink is configured"
             )
         background.spawn(heartbeat.run(), "heartbeat")
-        background.spawn(_keep_events_open(monitor), "event refresh")
+        background.spawn(_every_second(monitor), "event refresh and payload deadlines")
         if config.watch_interval_s:
             watch = FolderWatch(config.scenario_paths, reload, config.watch_interval_s)
             background.spawn(watch.run(), "file watch")
@@ -137,9 +138,14 @@ async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monito
         await http.cleanup()
 
 
-async def _keep_events_open(monitor: Monitor) -> None:
+async def _every_second(monitor: Monitor) -> None:
+    """Re-send the open events that are due, and fail the BATCH payloads that are late."""
     while True:
-        monitor.refresh_events()
+        for work in (monitor.refresh_events, monitor.check_payload_deadlines):
+            try:
+                work()
+            except Exception:  # a bug in one round must not end the checks for good
+                log.exception("%s failed; trying again in %.0f s", work.__name__, REFRESH_CHECK_S)
         await asyncio.sleep(REFRESH_CHECK_S)
 
 

@@ -39,10 +39,11 @@ _BUCKET_BOUNDS = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
 class RunStats:
     """Counts of one scenario's runs since start: what its series are made of."""
 
-    __slots__ = ("buckets", "duration_sum", "last_run_s", "runs", "up")
+    __slots__ = ("buckets", "duration_sum", "last_run_s", "payloads", "runs", "up")
 
     def __init__(self) -> None:
         self.runs = [0, 0, 0]  # by outcome, in _OUTCOMES order
+        self.payloads = [0, 0]  # BATCH: payloads judged, success and failure
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket, not cumulative
         self.duration_sum = 0.0
         self.up: int | None = None  # 1 last judged run succeeded, 0 it failed
@@ -57,6 +58,9 @@ class RunStats:
         if result.outcome is not Outcome.SUPPRESSED:  # maintenance says nothing about up
             self.up = int(result.outcome is Outcome.SUCCESS)
 
+    def observe_payload(self, outcome: Outcome) -> None:
+        self.payloads[0 if outcome is Outcome.SUCCESS else 1] += 1
+
 
 @dataclass(frozen=True, slots=True)
 class ScenarioSample:
@@ -70,6 +74,7 @@ class ScenarioSample:
     runs: tuple[int, int, int]
     buckets: tuple[int, ...]
     duration_sum: float
+    payloads: tuple[int, int] | None = None  # BATCH only: success, failure
 
 
 class Metrics:
@@ -194,6 +199,11 @@ def scenario_families(samples: Iterable[ScenarioSample]) -> Iterator[Metric]:
         "When the last run ended.",
         labels=labels,
     )
+    payloads = CounterMetricFamily(
+        "monitord_batch_payloads",
+        "Payloads posted for BATCH scenarios, by verdict: success or failure.",
+        labels=[*labels, "result"],
+    )
     for sample in samples:
         values = list(sample.labels)
         if sample.up is not None:
@@ -209,4 +219,7 @@ def scenario_families(samples: Iterable[ScenarioSample]) -> Iterator[Metric]:
         duration.add_metric(values, cumulative, sample.duration_sum)
         if sample.last_run_s is not None:
             last_run.add_metric(values, sample.last_run_s)
-    yield from (up, failing, consecutive, runs, duration, last_run)
+        if sample.payloads is not None:
+            payloads.add_metric([*values, "success"], sample.payloads[0])
+            payloads.add_metric([*values, "failure"], sample.payloads[1])
+    yield from (up, failing, consecutive, runs, duration, last_run, payloads)

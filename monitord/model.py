@@ -304,6 +304,17 @@ class Result:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class BatchPayload:
+    """A payload a batch job posted for a BATCH scenario, and the verdict on it."""
+
+    request_id: str
+    received_at: datetime
+    client: str  # the peer address of the request
+    body: bytes
+    result: Result
+
+
 def format_timestamp(moment: datetime) -> str:
     """UTC, millisecond precision, ``Z`` suffix: ``2026-11-23T10:00:00.000Z``."""
     utc = moment.astimezone(UTC)

@@ -16,25 +16,37 @@ their job and state; changed ones are rescheduled; removed ones stop.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from monitord.batch import Expectations
 from monitord.config.errors import LoadError
-from monitord.config.scenarios import LoadSet, load_scenarios
+from monitord.config.scenarios import DEFAULT_APP_KEY, LoadSet, load_scenarios
 from monitord.config.settings import Config
 from monitord.events.body import EventSettings
 from monitord.events.lifecycle import EventBook, combine
 from monitord.events.outbox import EventChange, Outbox, write_change
 from monitord.logs import ScenarioLog
 from monitord.metrics import Metrics, RunStats, ScenarioSample
-from monitord.model import Outcome, Result, Scenario, ScenarioType, format_timestamp
+from monitord.model import (
+    BatchPayload,
+    FailureKind,
+    Observation,
+    Outcome,
+    Result,
+    Scenario,
+    ScenarioType,
+    format_timestamp,
+)
 from monitord.runner import Runner
 from monitord.scheduler import Scheduler
-from monitord.store import Store, StoreError, put_state, remove_states
+from monitord.store import Store, StoreError, put_payload, put_state, remove_states
 from monitord.tracker import Change, ScenarioState, Status, Transition, advance
 
 log = logging.getLogger(__name__)
@@ -50,14 +62,19 @@ class NotRunnableError(RuntimeError):
     """The scenario exists but cannot be run now (BATCH, or a run is in progress)."""
 
 
+class NotBatchError(LookupError):
+    """A payload was posted for a scenario that is not a BATCH scenario."""
+
+
 class Entry:
-    __slots__ = ("running", "scenario", "state", "stats")
+    __slots__ = ("last_payload_at", "running", "scenario", "state", "stats")
 
     def __init__(self, scenario: Scenario, state: ScenarioState) -> None:
         self.scenario = scenario
         self.state = state
         self.stats = RunStats()
         self.running = False
+        self.last_payload_at: datetime | None = None  # BATCH: when the last payload came
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +139,9 @@ class Monitor:
         self._files: dict[str, tuple[Scenario, ...]] = {}  # what each file contributes now
         # States from the last process, taken up as their scenarios load.
         self._saved = dict(store.load_states() if saved_states is None else saved_states)
+        self._payload_times = store.load_payload_times()
+        self._expectations = Expectations()
+        self._app_keys: frozenset[str] = frozenset()
         self._reload_lock = asyncio.Lock()
         self.transition_handlers: list[TransitionHandler] = [_log_transition]
         self.outbox = Outbox(store)
@@ -195,25 +215,29 @@ class Monitor:
         removed = [sid for sid in self._entries if sid not in wanted]
         for sid in removed:
             self._scheduler.unschedule(sid)
+            self._expectations.forget(sid)
             ScenarioLog(log, self._entries.pop(sid).scenario).info("removed")
         self._forget(removed)
         added = changed = unchanged = 0
+        now = datetime.now(UTC)
         for scenario in wanted.values():
             entry = self._entries.get(scenario.id)
             if entry is None:
                 state = self._saved.pop(scenario.id, None) or ScenarioState()
                 entry = self._entries[scenario.id] = Entry(scenario, state)
-                self._scheduler.schedule(scenario)
+                entry.last_payload_at = self._payload_times.pop(scenario.id, None)
+                self._schedule(entry, now)
                 added += 1
             elif entry.scenario.fingerprint != scenario.fingerprint:
                 entry.scenario = scenario
-                self._scheduler.schedule(scenario)
+                self._schedule(entry, now)
                 ScenarioLog(log, scenario).info("changed: rescheduled")
                 changed += 1
             else:
                 entry.scenario = scenario  # same meaning; its file or line may have moved
                 unchanged += 1
         self._files = files
+        self._app_keys = self._known_app_keys()
         return ReloadReport(
             errors=loaded.errors,
             added=added,
@@ -223,6 +247,23 @@ class Monitor:
             kept_files=tuple(kept),
             out_of_region=out_of_region,
         )
+
+    def _schedule(self, entry: Entry, now: datetime) -> None:
+        """Probed scenarios go to the scheduler; BATCH scenarios with a rhythm are watched
+        for missed payloads instead (they are never probed)."""
+        scenario = entry.scenario
+        if scenario.type is ScenarioType.BATCH:
+            self._scheduler.unschedule(scenario.id)
+            self._expectations.watch(scenario, now, entry.last_payload_at)
+        else:
+            self._expectations.forget(scenario.id)
+            self._scheduler.schedule(scenario)
+
+    def _known_app_keys(self) -> frozenset[str]:
+        if self._config.services:
+            return frozenset(s.app_key for s in self._config.services)
+        used = {s.app_key for scenarios in self._files.values() for s in scenarios}
+        return frozenset({DEFAULT_APP_KEY, *used})
 
     def _wanted(
         self, files: Mapping[str, tuple[Scenario, ...]], kept: Iterable[str]
@@ -279,24 +320,126 @@ class Monitor:
         self._record(entry, result)
         return result
 
-    def _record(self, entry: Entry, result: Result) -> None:
+    def _record(self, entry: Entry, result: Result, payload: BatchPayload | None = None) -> bool:
+        """Take a result up: state, events (and a BATCH payload) in one transaction, then
+        counts and logs. False when the store could not record it."""
         scenario = entry.scenario
         scenario_log = ScenarioLog(log, scenario)
         _log_result(scenario_log, result)
         if self._entries.get(scenario.id) is not entry:
-            return  # removed by a reload while it ran
+            return True  # removed by a reload while it ran: nothing left to record
         entry.stats.observe(result)
         state, transition = advance(entry.state, result, scenario.error_limit)
         change = EventChange()
         if transition is not None:
             change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
-        if not self._commit(change, state=(scenario.id, state), announce=False):
-            return
+        if not self._commit(
+            change,
+            state=(scenario.id, state),
+            payload=None if payload is None else (scenario.id, payload),
+            announce=False,
+        ):
+            return False
+        if payload is not None:
+            entry.stats.observe_payload(result.outcome)
         entry.state = state
         if transition is not None:
             for handler in self.transition_handlers:
                 handler(scenario, transition)
         self._announce(change)
+        return True
+
+    # --- BATCH payloads ----------------------------------------------------------------
+
+    def app_key_known(self, given: str) -> str | None:
+        """The configured (or, without services, used) appKey equal to ``given``, compared
+        in constant time against every key; None when there is none."""
+        found = None
+        for key in sorted(self._app_keys):
+            if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), key.encode()):
+                found = key
+        return found
+
+    def batch_scenario(self, app_key: str, scenario_id: str) -> Scenario:
+        """The BATCH scenario ``scenario_id`` of ``app_key`` (a key ``app_key_known`` gave).
+
+        Raises ``UnknownScenarioError`` (also for another appKey's scenario, which this
+        key must not learn about) or ``NotBatchError``."""
+        entry = self._entries.get(scenario_id)
+        if entry is None or entry.scenario.app_key != app_key:
+            raise UnknownScenarioError(scenario_id)
+        if entry.scenario.type is not ScenarioType.BATCH:
+            raise NotBatchError(
+                f"scenario {scenario_id} is an {entry.scenario.type.value} scenario;"
+                " only BATCH scenarios receive payloads"
+            )
+        return entry.scenario
+
+    async def receive_payload(
+        self,
+        scenario_id: str,
+        body: bytes,
+        charset: str | None,
+        *,
+        request_id: str,
+        client: str,
+        received_at: datetime,
+    ) -> Result:
+        """Judge a payload against its BATCH scenario and record the result like a run's.
+
+        Raises ``UnknownScenarioError`` when the scenario is gone, and ``StoreError`` when
+        the verdict could not be recorded (the job should send it again)."""
+        entry = self._entries.get(scenario_id)
+        if entry is None or entry.scenario.type is not ScenarioType.BATCH:
+            raise UnknownScenarioError(scenario_id)
+        scenario = entry.scenario
+        start = time.monotonic()
+        verdict = await self._runner.judge(
+            scenario.validation, Observation(body=body, charset=charset)
+        )
+        result = Result(
+            scenario_id=scenario.id,
+            scenario_name=scenario.name,
+            scenario_type=scenario.type,
+            outcome=verdict.outcome,
+            reasons=verdict.reasons,
+            started_at=received_at,
+            duration_ms=(time.monotonic() - start) * 1000,
+            response_bytes=len(body),
+            failure_kind=verdict.failure_kind,
+        )
+        payload = BatchPayload(request_id, received_at, client, body, result)
+        if self._entries.get(scenario_id) is not entry:
+            raise UnknownScenarioError(scenario_id)  # removed while it was judged
+        if not self._record(entry, result, payload):
+            raise StoreError("the state store could not record the payload; send it again")
+        entry.last_payload_at = received_at
+        self._expectations.arrived(scenario_id, received_at)
+        return result
+
+    def last_payload(self, scenario_id: str) -> BatchPayload | None:
+        return self._store.last_payload(scenario_id)
+
+    def check_payload_deadlines(self, now: datetime | None = None) -> int:
+        """Record a failure for every BATCH scenario whose payload is overdue; how many."""
+        now = now or datetime.now(UTC)
+        missed = self._expectations.overdue(now)
+        for miss in missed:
+            entry = self._entries.get(miss.scenario_id)
+            if entry is None:
+                continue
+            result = Result(
+                scenario_id=entry.scenario.id,
+                scenario_name=entry.scenario.name,
+                scenario_type=entry.scenario.type,
+                outcome=Outcome.FAILURE,
+                reasons=(miss.reason,),
+                started_at=miss.deadline,
+                duration_ms=0.0,
+                failure_kind=FailureKind.UNAVAILABLE,
+            )
+            self._record(entry, result)
+        return len(missed)
 
     def _forget(self, scenario_ids: list[str]) -> None:
         """Removed scenarios: their state goes, their open events are closed."""
@@ -311,6 +454,7 @@ class Monitor:
         change: EventChange,
         *,
         state: tuple[str, ScenarioState] | None = None,
+        payload: tuple[str, BatchPayload] | None = None,
         forget: list[str] | None = None,
         announce: bool = True,
     ) -> bool:
@@ -322,6 +466,8 @@ class Monitor:
             with self._store.transaction() as connection:
                 if state is not None:
                     put_state(connection, *state)
+                if payload is not None:
+                    put_payload(connection, *payload)
                 if forget:
                     remove_states(connection, forget)
                 write_change(connection, change)
@@ -400,7 +546,17 @@ class Monitor:
 
     def _describe(self, entry: Entry) -> dict[str, Any]:
         scenario, state = entry.scenario, entry.state
-        next_run = self._scheduler.next_run(scenario.id)
+        if scenario.type is ScenarioType.BATCH:
+            next_run = self._expectations.next_deadline(scenario.id)
+        else:
+            next_run = self._scheduler.next_run(scenario.id)
+        batch: dict[str, Any] = {}
+        if scenario.type is ScenarioType.BATCH:
+            grace = self._expectations.grace(scenario.id)
+            batch = {
+                "lastPayloadAt": _timestamp(entry.last_payload_at),
+                "graceSeconds": None if grace is None else round(grace.total_seconds()),
+            }
         return {
             "scenarioId": scenario.id,
             "scenarioName": scenario.name,
@@ -414,7 +570,27 @@ class Monitor:
             "failingSince": _timestamp(state.failing_since),
             "lastResult": None if state.last_result is None else state.last_result.to_json(),
             "nextRunAt": _timestamp(next_run),
+            **batch,
         }
+
+    # --- what the management API needs -----------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self._environ
+
+    def loaded_files(self) -> dict[str, tuple[Scenario, ...]]:
+        """What each scenario file contributes now, including scenarios of other regions."""
+        return dict(self._files)
+
+    def status_of(self, scenario_id: str) -> str | None:
+        """``unknown``, ``ok`` or ``failing``; None when it does not run in this region."""
+        entry = self._entries.get(scenario_id)
+        return None if entry is None else entry.state.status.value
 
 
 class _ScheduleMetrics:
@@ -456,6 +632,9 @@ def _sample(entry: Entry, region: str) -> ScenarioSample:
         up=up,
         last_run_s=last_run,
         runs=(stats.runs[0], stats.runs[1], stats.runs[2]),
+        payloads=(
+            (stats.payloads[0], stats.payloads[1]) if scenario.type is ScenarioType.BATCH else None
+        ),
         buckets=tuple(stats.buckets),
         duration_sum=stats.duration_sum,
     )
@@ -466,8 +645,10 @@ def _schedule_text(scenario: Scenario) -> str | None:
     if schedule is None:
         return None
     if schedule.cron is not None:
-        return f"cron {schedule.cron.expression} ({schedule.cron.timezone})"
-    return f"every {schedule.interval_s} s"
+        text = f"cron {schedule.cron.expression} ({schedule.cron.timezone})"
+    else:
+        text = f"every {schedule.interval_s} s"
+    return f"expects a payload: {text}" if scenario.type is ScenarioType.BATCH else text
 
 
 def _timestamp(moment: datetime | None) -> str | None:

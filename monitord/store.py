@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitord.model import FailureKind, Outcome, Result, ScenarioType
+from monitord.model import BatchPayload, FailureKind, Outcome, Result, ScenarioType
 from monitord.tracker import ScenarioState, Status
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,18 @@ MIGRATIONS: tuple[str, ...] = (
         ingest_results TEXT
     );
     """,
+    # 3: the last payload of each BATCH scenario and the verdict on it (SPEC §7), kept so that
+    # a restart knows when the last one came and what it said.
+    """
+    CREATE TABLE batch_payload (
+        scenario_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        client TEXT NOT NULL,
+        body BLOB NOT NULL,
+        result TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -193,6 +205,46 @@ class Store:
             return states
         except sqlite3.Error as exc:
             raise _error(self._path, _sqlite_why(exc)) from exc
+
+    def load_payload_times(self) -> dict[str, datetime]:
+        """When the last payload of each BATCH scenario arrived; unreadable rows are skipped."""
+        times: dict[str, datetime] = {}
+        with self.reading() as connection:
+            rows = connection.execute("SELECT scenario_id, received_at FROM batch_payload")
+            for scenario_id, received_at in rows:
+                try:
+                    times[str(scenario_id)] = parse_time(received_at)
+                except (ValueError, TypeError) as exc:
+                    log.warning("state store %s: skipped a payload time (%s)", self._path, exc)
+        return times
+
+    def last_payload(self, scenario_id: str) -> BatchPayload | None:
+        """The last payload of a BATCH scenario, or None (never one, or unreadable)."""
+        with self.reading() as connection:
+            row = connection.execute(
+                "SELECT request_id, received_at, client, body, result FROM batch_payload"
+                " WHERE scenario_id = ?",
+                (scenario_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        request_id, received_at, client, body, result = row
+        try:
+            return BatchPayload(
+                request_id=str(request_id),
+                received_at=parse_time(received_at),
+                client=str(client),
+                body=bytes(body),
+                result=_decode_result(result),
+            )
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            log.warning(
+                "state store %s: the last payload of %s is unreadable (%s)",
+                self._path,
+                scenario_id,
+                exc,
+            )
+            return None
 
     def save_state(self, scenario_id: str, state: ScenarioState) -> None:
         """Insert or replace the state of one scenario, in one committed transaction."""
@@ -273,10 +325,29 @@ def put_state(connection: sqlite3.Connection, scenario_id: str, state: ScenarioS
     )
 
 
-def remove_states(connection: sqlite3.Connection, scenario_ids: Iterable[str]) -> None:
-    connection.executemany(
-        "DELETE FROM scenario_state WHERE scenario_id = ?", [(i,) for i in scenario_ids]
+def put_payload(connection: sqlite3.Connection, scenario_id: str, payload: BatchPayload) -> None:
+    """Keep ``payload`` as the last one of its scenario, within the caller's transaction."""
+    connection.execute(
+        "INSERT INTO batch_payload (scenario_id, request_id, received_at, client, body, result)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (scenario_id) DO UPDATE SET request_id = excluded.request_id,"
+        " received_at = excluded.received_at, client = excluded.client,"
+        " body = excluded.body, result = excluded.result",
+        (
+            scenario_id,
+            payload.request_id,
+            format_time(payload.received_at),
+            payload.client,
+            payload.body,
+            _encode_result(payload.result),
+        ),
     )
+
+
+def remove_states(connection: sqlite3.Connection, scenario_ids: Iterable[str]) -> None:
+    ids = [(i,) for i in scenario_ids]
+    connection.executemany("DELETE FROM batch_payload WHERE scenario_id = ?", ids)
+    connection.executemany("DELETE FROM scenario_state WHERE scenario_id = ?", ids)
 
 
 # --- opening ---------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitord.api import MAX_BODY_BYTES, Api, build_app
+from monitord.api import build_app
 from monitord.config.settings import load_config
 from monitord.heartbeat import STUCK_AFTER_S, Heartbeat
+from monitord.httpbase import MAX_BODY_BYTES, Api
 from monitord.metrics import SCENARIO_LABELS, Metrics
 from monitord.monitor import Monitor, ReloadReport
 from monitord.probes import open_probes

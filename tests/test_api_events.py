@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from monitord.api import MAX_BODY_BYTES
 from monitord.events.body import MessageKind
 from monitord.events.outbox import (
     EventChange,
@@ -34,6 +33,7 @@ from monitord.events.outbox import (
     mark_delivered,
     write_change,
 )
+from monitord.httpbase import MAX_BODY_BYTES
 from monitord.model import EventType
 from monitord.store import format_time
 from tests.targets import LOCALHOST, refusing_tcp_port, web_target

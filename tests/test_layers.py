@@ -57,12 +57,26 @@ FORBIDDEN = {
         "monitord.scheduler",
     ),
     "monitord.events.body": ("monitord.",),  # pure: model only
+    "monitord.batch": ("monitord.",),  # pure: model only
+    "monitord.envelope": ("monitord.",),
+    "monitord.scenario_files": (
+        "monitord.api",
+        "monitord.monitor",
+        "monitord.daemon",
+        "monitord.probes",
+        "monitord.store",
+    ),
+    "monitord.httpbase": ("monitord.api", "monitord.daemon"),
+    "monitord.receiver": ("monitord.api", "monitord.daemon", "monitord.store"),
+    "monitord.scenario_api": ("monitord.api", "monitord.daemon", "monitord.store"),
 }
 # Pure modules may still import the model at the bottom.
 ALLOWED = {
     "monitord.tracker": ("monitord.model",),
     "monitord.sdnotify": (),
     "monitord.events.body": ("monitord.model",),
+    "monitord.batch": ("monitord.model",),
+    "monitord.envelope": (),
 }
 NOBODY_IMPORTS = ("monitord.cli", "monitord.__main__")
 

@@ -28,6 +28,7 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 SHOP = ("0c96cff0-edc2-11ea-9760-8d94f461e6d4", "shop api health", "API", "shopkey", "KOR")
 GATEWAY = ("9f1c7f53-5a0e-4b4e-9d7b-1f4ab0c0d3e1", "billing gateway", "TCP", "billkey", "KOR")
+EXPORT = ("5b9e2c41-4f7d-4c1a-9a55-2f3b8c0d1e2f", "nightly export", "BATCH", "shopkey", "KOR")
 # A name with everything the text formats must escape, and some that they must not mangle.
 AWKWARD_NAME = 'say "hi" \\ back\\slash\nnew line – ümlaut 한글'
 
@@ -59,6 +60,7 @@ def sample(
         last_run_s=stats.last_run_s,
         runs=(stats.runs[0], stats.runs[1], stats.runs[2]),
         buckets=tuple(stats.buckets),
+        payloads=(stats.payloads[0], stats.payloads[1]) if labels[2] == "BATCH" else None,
         duration_sum=stats.duration_sum,
     )
 
@@ -148,6 +150,16 @@ def shop_stats() -> RunStats:
     return stats
 
 
+def export_stats() -> RunStats:
+    """A BATCH scenario: two payloads passed, one failed, and one payload was missed."""
+    stats = RunStats()
+    for outcome in (Outcome.SUCCESS, Outcome.FAILURE, Outcome.SUCCESS):
+        stats.observe(result(outcome, 1.0))
+        stats.observe_payload(outcome)
+    stats.observe(result(Outcome.FAILURE, 0.0))
+    return stats
+
+
 SCENARIO_FAMILIES = {
     # family name as parsed -> sample names it holds
     "monitord_scenario_up": {"monitord_scenario_up"},
@@ -162,6 +174,7 @@ SCENARIO_FAMILIES = {
     "monitord_scenario_last_run_timestamp_seconds": {
         "monitord_scenario_last_run_timestamp_seconds"
     },
+    "monitord_batch_payloads": {"monitord_batch_payloads_total"},
 }
 DAEMON_FAMILIES = {
     "monitord_scenarios": {"monitord_scenarios"},
@@ -187,6 +200,7 @@ TYPES = {
     "monitord_scenario_runs": "counter",
     "monitord_scenario_duration_seconds": "histogram",
     "monitord_scenario_last_run_timestamp_seconds": "gauge",
+    "monitord_batch_payloads": "counter",
     "monitord_scenarios": "gauge",
     "monitord_schedule_lateness_seconds": "histogram",
     "monitord_schedule_missed": "counter",
@@ -209,16 +223,24 @@ def test_every_family_is_exposed_with_its_labels(
         [
             sample(SHOP, shop_stats(), failing=True, consecutive_failures=2),
             sample(GATEWAY, never_run),
+            sample(EXPORT, export_stats()),
         ],
-        {ScenarioType.API: 1, ScenarioType.TCP: 1},
+        {ScenarioType.API: 1, ScenarioType.TCP: 1, ScenarioType.BATCH: 1},
         accept,
     )
     assert set(families) == set(SCENARIO_FAMILIES) | set(DAEMON_FAMILIES)
+    payloads = {
+        s.labels["result"]: s.value for s in families["monitord_batch_payloads"].samples
+    }
+    assert payloads == {"success": 2.0, "failure": 1.0}
+    assert {s.labels["scenario_name"] for s in families["monitord_batch_payloads"].samples} == {
+        "nightly export"
+    }
     for name, family in families.items():
         assert family.type == TYPES[name], name
         assert {s.name for s in family.samples} <= (SCENARIO_FAMILIES | DAEMON_FAMILIES)[name]
     for name in SCENARIO_FAMILIES:
-        extra = {"result"} if name == "monitord_scenario_runs" else set()
+        extra = {"result"} if name in ("monitord_scenario_runs", "monitord_batch_payloads") else set()
         if name == "monitord_scenario_duration_seconds":
             extra = {"le"}
         for s in families[name].samples:

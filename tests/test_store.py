@@ -85,11 +85,11 @@ def test_first_open_creates_folders_file_schema_and_wal(tmp_path: Path) -> None:
         assert opened.path == path
         assert path.is_file()
         assert (tmp_path / "a" / "b" / "state.sqlite3.lock").is_file()
-        assert len(MIGRATIONS) == 2
+        assert len(MIGRATIONS) == 3
         assert opened.schema_version == len(MIGRATIONS)
         with plain(path) as connection:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+            assert connection.execute("PRAGMA user_version").fetchone() == (3,)
             columns = [
                 (name, kind, notnull, pk)
                 for _, name, kind, notnull, _, pk in connection.execute(
@@ -124,7 +124,7 @@ def test_reopen_keeps_the_schema_version_and_data(db_path: Path) -> None:
     first.close()  # idempotent
     second = Store.open(db_path)
     try:
-        assert second.schema_version == 2
+        assert second.schema_version == 3
         assert second.load_states() == {
             "s1": ScenarioState(Status.OK, 0, None, None, make_result())
         }
@@ -363,7 +363,7 @@ def test_a_new_migration_upgrades_an_existing_store(
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
     second = Store.open(db_path)
     try:
-        assert second.schema_version == 3
+        assert second.schema_version == 4
         assert second.load_states() == {"s1": ScenarioState(Status.OK)}
         with second.transaction() as connection:
             connection.execute("INSERT INTO event_outbox (body) VALUES ('{}')")
@@ -380,7 +380,7 @@ def test_a_failing_migration_step_leaves_the_previous_version(
         Store.open(db_path)
     assert str(caught.value).startswith(f"state store {db_path}: ")
     with plain(db_path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
         tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
     assert "scenario_state" in tables
     assert "half_done" not in tables
@@ -399,7 +399,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(db_path: Path) -> None:
         with pytest.raises(StoreError) as caught:
             Store.open(db_path)
         assert str(caught.value) == (
-            f"state store {db_path}: written by a newer monitord (schema 7, this version knows 2)"
+            f"state store {db_path}: written by a newer monitord (schema 7, this version knows 3)"
         )
     assert db_path.read_bytes() == before
     with plain(db_path) as connection:
@@ -645,14 +645,14 @@ def test_a_version_1_store_is_migrated_to_version_2_and_keeps_its_states(db_path
         connection.execute("PRAGMA user_version = 1")
     opened = Store.open(db_path)
     try:
-        assert opened.schema_version == 2
+        assert opened.schema_version == 3
         assert opened.load_states() == {
             "s1": ScenarioState(Status.FAILING, 3, SINCE, FailureKind.TIMEOUT, None)
         }
     finally:
         opened.close()
     with plain(db_path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
         tables = {
             name
             for (name,) in connection.execute(
@@ -660,7 +660,7 @@ def test_a_version_1_store_is_migrated_to_version_2_and_keeps_its_states(db_path
             )
         }
         outbox_columns = [row[1] for row in connection.execute("PRAGMA table_info(outbox)")]
-    assert tables == {"scenario_state", "open_event", "outbox", "dead_letter", "delivered"}
+    assert tables == {"scenario_state", "open_event", "outbox", "dead_letter", "delivered", "batch_payload"}
     assert outbox_columns == [
         "seq",
         "scenario_id",

@@ -1,0 +1,85 @@
+"""What every HTTP handler shares: the application's dependencies, error responses in
+the format of each path, and the admin-key guard (constant-time comparison)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+
+from monitord.config.settings import Secret
+from monitord.envelope import envelope_error, uses_envelope
+from monitord.heartbeat import Heartbeat
+from monitord.metrics import Metrics
+from monitord.monitor import Monitor, ReloadReport
+
+MAX_BODY_BYTES = 1024 * 1024
+ADMIN_KEY_HEADER = "TOAST_PRODUCT_APPKEY"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    monitor: Monitor
+    metrics: Metrics
+    heartbeat: Heartbeat
+    admin_key: Secret | None
+    reload: Callable[[], Awaitable[ReloadReport]]
+
+
+API = web.AppKey("api", Api)
+
+
+def error_response(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response(
+        {"error": {"status": status, "message": message}}, status=status, headers=headers
+    )
+
+
+def error_for(request: web.Request, status: int, message: str, **headers: str) -> web.Response:
+    """An error in the format of the path: the seed's envelope for the receiver and the
+    management API, ``{"error": …}`` for the others."""
+    if uses_envelope(request.path):
+        return envelope_error(status, message, headers=headers)
+    return error_response(status, message, **headers)
+
+
+def admin_only(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        key = request.app[API].admin_key
+        if key is None:
+            return error_for(
+                request, 401, "the admin API is off: no adminKey is configured", **_challenge()
+            )
+        if not admin_authorised(request, key):
+            return error_for(
+                request,
+                401,
+                f"admin key required in the {ADMIN_KEY_HEADER} header or as a Bearer token",
+                **_challenge(),
+            )
+        return await handler(request)
+
+    return guarded
+
+
+def _challenge() -> dict[str, str]:
+    return {hdrs.WWW_AUTHENTICATE: 'Bearer realm="monitord"'}
+
+
+def admin_authorised(request: web.Request, key: Secret) -> bool:
+    """Whether the request carries the admin key (constant-time comparison)."""
+    given = request.headers.get(ADMIN_KEY_HEADER)
+    if given is None:
+        scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else None
+    if not given:
+        return False
+    return hmac.compare_digest(_bytes(given), _bytes(key.value))
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
