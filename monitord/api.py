@@ -27,6 +27,7 @@ from monitord.httpbase import (
     MAX_BODY_BYTES,
     Api,
     Handler,
+    admin_authorised,
     admin_only,
     error_for,
     error_response,
@@ -119,7 +120,10 @@ async def _scenarios(request: web.Request) -> web.StreamResponse:
 async def _scenario(request: web.Request) -> web.StreamResponse:
     scenario_id = request.match_info["scenario_id"]
     try:
-        return web.json_response(request.app[API].monitor.describe_one(scenario_id))
+        api = request.app[API]
+        # The payload itself may carry a job's data: only for the admin key.
+        with_body = api.admin_key is not None and admin_authorised(request, api.admin_key)
+        return web.json_response(api.monitor.describe_one(scenario_id, payload_body=with_body))
     except UnknownScenarioError:
         return error_response(404, f"no scenario with id {scenario_id!r}")
 

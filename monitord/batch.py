@@ -39,11 +39,20 @@ class Missed:
 
 
 class _Watch:
-    __slots__ = ("deadline", "grace", "last_arrival", "scenario", "slot", "window_start")
+    __slots__ = (
+        "began",
+        "deadline",
+        "grace",
+        "last_arrival",
+        "scenario",
+        "slot",
+        "window_start",
+    )
 
-    def __init__(self, scenario: Scenario, grace: timedelta) -> None:
+    def __init__(self, scenario: Scenario, grace: timedelta, began: datetime) -> None:
         self.scenario = scenario
         self.grace = grace
+        self.began = began  # when monitoring (this watch) began
         self.window_start: datetime = datetime.min
         self.deadline: datetime = datetime.min
         self.slot: datetime | None = None  # cron: the fire time the deadline belongs to
@@ -89,7 +98,7 @@ class Expectations:
         self.forget(scenario.id)
         if not expects_payloads(scenario):
             return
-        watch = _Watch(scenario, grace_for(scenario, since))
+        watch = _Watch(scenario, grace_for(scenario, since), since)
         watch.last_arrival = last_arrival
         schedule = scenario.schedule
         assert schedule is not None  # expects_payloads
@@ -113,7 +122,8 @@ class Expectations:
         self._watches.pop(scenario_id, None)  # its heap entries go stale and are skipped
 
     def arrived(self, scenario_id: str, at: datetime) -> None:
-        """A payload arrived (whatever its verdict: the job did report)."""
+        """A payload arrived (whatever its verdict: the job did report). Call ``overdue(at)``
+        first, so a deadline that passed just before is reported, not forgiven."""
         watch = self._watches.get(scenario_id)
         if watch is None:
             return
@@ -152,9 +162,10 @@ class Expectations:
 
     def _judge(self, watch: _Watch) -> Missed | None:
         arrived = watch.last_arrival
-        if watch.slot is not None and arrived is not None and arrived > watch.window_start:
-            return None  # the slot's payload came, and was judged when it did
-        since = arrived if arrived is not None else watch.window_start
+        if watch.slot is not None and arrived is not None:
+            if watch.window_start < arrived <= watch.deadline:
+                return None  # the slot's payload came, and was judged when it did
+        since = arrived if arrived is not None else watch.began
         what = "no payload since" if arrived is not None else "no payload since monitoring began at"
         schedule = watch.scenario.schedule
         grace_s = round(watch.grace.total_seconds())

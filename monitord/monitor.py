@@ -393,6 +393,9 @@ class Monitor:
         if entry is None or entry.scenario.type is not ScenarioType.BATCH:
             raise UnknownScenarioError(scenario_id)
         scenario = entry.scenario
+        # A deadline that passed before this payload came is a miss, recorded first
+        # (deadlines are otherwise checked once a second).
+        self.check_payload_deadlines(received_at)
         start = time.monotonic()
         verdict = await self._runner.judge(
             scenario.validation, Observation(body=body, charset=charset)
@@ -538,11 +541,19 @@ class Monitor:
         failing = sum(1 for e in self._entries.values() if e.state.status is Status.FAILING)
         return {"numErrors": failing, "scenarios": scenarios}
 
-    def describe_one(self, scenario_id: str) -> dict[str, Any]:
+    def describe_one(self, scenario_id: str, *, payload_body: bool = False) -> dict[str, Any]:
+        """One scenario as in ``describe``; a BATCH scenario adds its last payload as
+        stored (``payload_body``: with the payload itself, which may carry job data)."""
         entry = self._entries.get(scenario_id)
         if entry is None:
             raise UnknownScenarioError(scenario_id)
-        return self._describe(entry)
+        described = self._describe(entry)
+        if entry.scenario.type is ScenarioType.BATCH:
+            payload = self._store.last_payload(scenario_id)
+            described["lastPayload"] = (
+                None if payload is None else _payload_json(payload, payload_body)
+            )
+        return described
 
     def _describe(self, entry: Entry) -> dict[str, Any]:
         scenario, state = entry.scenario, entry.state
@@ -638,6 +649,19 @@ def _sample(entry: Entry, region: str) -> ScenarioSample:
         buckets=tuple(stats.buckets),
         duration_sum=stats.duration_sum,
     )
+
+
+def _payload_json(payload: BatchPayload, with_body: bool) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "requestId": payload.request_id,
+        "receivedAt": _timestamp(payload.received_at),
+        "ipaddr": payload.client,
+        "bytes": len(payload.body),
+        "result": payload.result.to_json(),
+    }
+    if with_body:
+        described["body"] = payload.body.decode("utf-8", "replace")
+    return described
 
 
 def _schedule_text(scenario: Scenario) -> str | None:
