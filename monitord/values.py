@@ -90,7 +90,9 @@ def truncate(text: str, limit: int) -> str:
 
 
 def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    # A lone surrogate (JSON allows "\ud800") stays escaped: it is no character, and
+    # text holding one cannot be stored or sent as UTF-8.
+    return json.dumps(text, ensure_ascii=False).encode("utf-8", "backslashreplace").decode()
 
 
 def _scalar_json(value: Any) -> str:

@@ -69,6 +69,13 @@ def values_of(kind: TextKind, source: str, document: Any) -> list[Any]:
             "body is not valid JSON: 'utf-8' codec can't decode byte 0xe9 in position 6: "
             "invalid continuation byte",
         ),
+        (
+            J,
+            b'{"a":"\xed\xa0\x80"}',  # a lone surrogate encoded: not UTF-8
+            None,
+            "body is not valid JSON: 'utf-8' codec can't decode byte 0xed in position 6: "
+            "invalid continuation byte",
+        ),
         (XML, b"", None, "body is empty"),
         (XML, b"  \n ", None, "body is empty"),
         (XML, BOM, None, "body is empty"),

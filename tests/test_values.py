@@ -151,12 +151,14 @@ def test_as_text_of_nesting_deeper_than_the_json_encoder_allows() -> None:
         ([1] * 100, 8, "[1,1,1,…"),
         ("abcdefgh", 10, '"abcdefgh"'),  # exactly the limit: not cut
         ("abcdefghi", 10, '"abcdefgh…'),
+        ("a\ud800b", 120, '"a\\ud800b"'),  # a lone surrogate stays escaped
     ],
 )
 def test_render(value: Any, limit: int, expected: str) -> None:
     rendered = render(value, limit)
     assert rendered == expected
     assert len(rendered) <= limit
+    rendered.encode("utf-8")  # always storable and sendable
 
 
 def test_render_default_limit_is_120() -> None:

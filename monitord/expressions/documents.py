@@ -65,8 +65,10 @@ def _parse_json(body: bytes, charset: str | None) -> Any:
     try:
         if charset is not None:
             return json.loads(body.decode(charset).removeprefix("\ufeff"))
-        # Without a declared charset, json detects UTF-8, -16 and -32 itself.
-        return json.loads(body.removeprefix(_BOM))
+        # Without a declared charset, UTF-8, -16 or -32 as JSON tells them apart, decoded
+        # strictly (json.loads on bytes would let an encoded lone surrogate through).
+        unmarked = body.removeprefix(_BOM)
+        return json.loads(unmarked.decode(json.detect_encoding(unmarked)))
     except RecursionError as exc:
         raise DocumentError("body is not valid JSON: nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
