@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 LIST_PATH = "/open-api/v1.0/appkey/{app_key}/scenarios"
 ONE_PATH = "/open-api/v1.0/appkey/{app_key}/scenarios/{scenario_id}"
+MAX_DEPTH = 32
 # Fields monitord sets itself; a body may repeat them only with the same value.
 _OWN_FIELDS = ("scenarioId", "appKey")
 # One change at a time: validate, write and apply are one step.
@@ -146,7 +147,27 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise _Refusal(
             envelope_error(400, "the body must be a scenario (a JSON object)", code=BAD_REQUEST)
         )
+    if _depth(data) > MAX_DEPTH:
+        # A scenario is a handful of levels deep; writing a deep one as YAML would recurse.
+        raise _Refusal(
+            envelope_error(
+                400, f"the body is nested more than {MAX_DEPTH} levels deep", code=BAD_REQUEST
+            )
+        )
     return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value``, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _no_constant(name: str) -> Any:
