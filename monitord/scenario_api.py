@@ -243,6 +243,21 @@ async def _apply(api: Api, path: Path, scenario_id: str, *, present: bool) -> Fi
     return FileLoad(str(path), errors=errors)
 
 
+async def _write(api: Api, path: Path, text: str, scenario_id: str, before: str | None) -> None:
+    """Validate, write and apply a managed file; if it does not load after all, put back
+    what was there (``before``, or no file) and refuse with its errors."""
+    _validate(api.monitor, path, text)
+    write_atomically(path, text)
+    failed = await _apply(api, path, scenario_id, present=True)
+    if failed is not None:
+        if before is None:
+            remove(path)
+        else:
+            write_atomically(path, before)
+        await api.reload()
+        raise _invalid([_error_json(e) for e in failed.errors])
+
+
 def _managed_text(monitor: Monitor, path: Path, scenario: Scenario) -> str:
     text = read_text(path)
     found = find_document(text, path, scenario.id, [s.app_key for s in monitor.config.services])
@@ -301,13 +316,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     path = folder / f"{scenario_id}.yaml"
     text = render(document, datetime.now(UTC))
     async with request.app[LOCK]:
-        _validate(api.monitor, path, text)
-        write_atomically(path, text)
-        failed = await _apply(api, path, scenario_id, present=True)
-        if failed is not None:
-            remove(path)
-            await api.reload()
-            raise _invalid([_error_json(e) for e in failed.errors])
+        await _write(api, path, text, scenario_id, before=None)
         log.info("scenario %s created in %s", scenario_id, path)
         _, scenario = _locate(api.monitor, app_key, scenario_id)
         return envelope(_describe(api.monitor, path, scenario, text))
@@ -325,13 +334,7 @@ async def _modify(request: web.Request) -> web.StreamResponse:
         before = _managed_text(api.monitor, path, scenario)
         document = _document(data, app_key, scenario_id, creating=False)
         text = render(document, registered_time(before) or datetime.now(UTC))
-        _validate(api.monitor, path, text)
-        write_atomically(path, text)
-        failed = await _apply(api, path, scenario_id, present=True)
-        if failed is not None:
-            write_atomically(path, before)
-            await api.reload()
-            raise _invalid([_error_json(e) for e in failed.errors])
+        await _write(api, path, text, scenario_id, before=before)
         log.info("scenario %s modified in %s", scenario_id, path)
         _, scenario = _locate(api.monitor, app_key, scenario_id)
         return envelope(_describe(api.monitor, path, scenario, text))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import signal
 import sqlite3
 import stat
@@ -22,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from monitord.scenario_files import MANAGED_MARKER
 from tests.sink import event_sink
 from tests.test_daemon import (
     ADMIN,
@@ -39,6 +39,13 @@ from tests.test_daemon import (
     write_config,
 )
 from tests.test_events_e2e import ENV, event_id, events_config, is_close
+from tests.test_receiver import (
+    ELEMENT_KEYS,
+    FAILING,
+    FAILING_REASONS,
+    PASSING,
+    REQUEST_TIME,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -47,24 +54,9 @@ DEFAULT_KEY = "default"  # the appKey of scenarios when no services are configur
 SHOP_KEY = "81713f1cc96b4eae834f7535ec4fae7a"
 BILLING_KEY = "2aac90b8f3c64fcb8083d1ed0218192c"
 SUCCESS_HEADER = {"isSuccessful": True, "resultCode": 0, "resultMessage": "SUCCESS"}
-ELEMENT_FIELDS = {
-    "pk",
-    "scenarioId",
-    "ipaddr",
-    "requestTime",
-    "requestData",
-    "serviceCode",
-    "status",
-    "reasons",
-}
-REQUEST_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-MANAGED_MARKER = "# monitord: managed by the scenario management API"
 
 NUM_ERRORS = {"expression": "$.numErrors", "operator": "LTE", "operand": "0"}
 STATUS_OK = {"expression": "$.status", "operator": "EQ", "operand": "ok"}
-PASSING = '{"numErrors": 0, "status": "ok"}'
-FAILING = '{"numErrors": 3, "status": "late"}'
-FAILING_REASONS = ["$.numErrors LTE 0: got 3", '$.status EQ ok: got "late"']
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -140,7 +132,7 @@ def check_element(
     reasons: list[str],
 ) -> None:
     """One receiver answer element: the seed's fields plus ``reasons``."""
-    assert set(element) == ELEMENT_FIELDS
+    assert list(element) == ELEMENT_KEYS
     assert set(element["pk"]) == {"serviceId", "requestId"}
     assert uuid.UUID(element["pk"]["serviceId"]).version == 5
     assert uuid.UUID(element["pk"]["requestId"]).version == 4

@@ -234,6 +234,30 @@ class Receiver:
         else:
             assert element["reasons"] == reasons
 
+    def check_elements(
+        self,
+        elements: Any,
+        answer: Answer,
+        expected: list[tuple[str, str, int, str, list[str]]],
+        body: str,
+    ) -> None:
+        """The elements of a multi-target answer, in order: (appKey, scenario id, serviceCode,
+        status, reasons) each, all for the same ``body``."""
+        assert isinstance(elements, list)
+        for element, (app_key, scenario_id, code, status, reasons) in zip(
+            elements, expected, strict=True
+        ):
+            self.check_element(
+                element,
+                answer,
+                app_key=app_key,
+                scenario_id=scenario_id,
+                body=body,
+                status=status,
+                reasons=reasons,
+                service_code=code,
+            )
+
 
 def write_scenarios(tmp_path: Path) -> None:
     folder = tmp_path / "s"
@@ -733,19 +757,7 @@ async def test_the_seed_example_one_element_per_pair_in_order(receiver: Receiver
         (SHOP, missing, 4042, "rejected", ["unknown scenario for this appkey"]),
         (UNKNOWN_KEY, receiver.billing, 4041, "rejected", ["unknown appkey"]),
     ]
-    for element, (app_key, scenario_id, code, status, reasons) in zip(
-        elements, expected, strict=True
-    ):
-        receiver.check_element(
-            element,
-            answer,
-            app_key=app_key,
-            scenario_id=scenario_id,
-            body=PASSING,
-            status=status,
-            reasons=reasons,
-            service_code=code,
-        )
+    receiver.check_elements(elements, answer, expected, PASSING)
     state = await receiver.state(receiver.nightly)
     assert (state["state"], state["consecutiveFailures"]) == ("ok", 0)
     assert state["lastPayloadAt"] == elements[0]["requestTime"]
@@ -772,19 +784,7 @@ async def test_both_services_judged_and_api_and_foreign_scenarios_rejected(
         (SHOP, receiver.api, 409, "rejected", [not_batch]),
         (SHOP, receiver.nightly, 0, "failure", FAILING_REASONS),
     ]
-    for element, (app_key, scenario_id, code, status, reasons) in zip(
-        elements, expected, strict=True
-    ):
-        receiver.check_element(
-            element,
-            answer,
-            app_key=app_key,
-            scenario_id=scenario_id,
-            body=FAILING,
-            status=status,
-            reasons=reasons,
-            service_code=code,
-        )
+    receiver.check_elements(elements, answer, expected, FAILING)
     for scenario_id in (receiver.nightly, receiver.billing):
         state = await receiver.state(scenario_id)
         assert (state["state"], state["consecutiveFailures"]) == ("failing", 1)
@@ -847,19 +847,7 @@ async def test_data_that_is_not_json_is_400_with_the_elements_and_recorded(
             (BILLING, receiver.billing, 0, "failure", [NOT_JSON_REASON]),
             (UNKNOWN_KEY, receiver.nightly, 4041, "rejected", ["unknown appkey"]),
         ]
-        for element, (app_key, scenario_id, code, status, reasons) in zip(
-            elements, expected, strict=True
-        ):
-            receiver.check_element(
-                element,
-                answer,
-                app_key=app_key,
-                scenario_id=scenario_id,
-                body="nope",
-                status=status,
-                reasons=reasons,
-                service_code=code,
-            )
+        receiver.check_elements(elements, answer, expected, "nope")
         for scenario_id in (receiver.nightly, receiver.billing):
             state = await receiver.state(scenario_id)
             assert (state["state"], state["consecutiveFailures"]) == ("failing", count)
