@@ -27,10 +27,12 @@ from monitord.httpbase import (
     MAX_BODY_BYTES,
     Api,
     Handler,
+    Refused,
     admin_authorised,
     admin_only,
     error_for,
     error_response,
+    read_body,
 )
 from monitord.monitor import NotRunnableError, UnknownScenarioError
 from monitord.store import StoreError
@@ -69,6 +71,10 @@ def _json_errors(max_body_bytes: int) -> Any:
             return error_for(request, 413, f"request body larger than {max_body_bytes} bytes")
         try:
             return await handler(request)
+        except Refused as refused:
+            return error_for(request, refused.status, refused.message, **refused.headers)
+        except web.RequestPayloadError as exc:
+            return error_for(request, 400, f"the request body could not be read: {exc}")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -157,7 +163,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 async def _requeue(request: web.Request) -> web.StreamResponse:
     """Dead letters back to the outbox: all of them, or ``{"ids": [...]}``."""
-    raw = await request.read()
+    raw = await read_body(request)
     ids: list[int] | None = None
     if raw.strip():
         try:

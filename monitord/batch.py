@@ -162,9 +162,9 @@ class Expectations:
 
     def _judge(self, watch: _Watch) -> Missed | None:
         arrived = watch.last_arrival
-        if watch.slot is not None and arrived is not None:
-            if watch.window_start < arrived <= watch.deadline:
-                return None  # the slot's payload came, and was judged when it did
+        on_time = arrived is not None and watch.window_start < arrived <= watch.deadline
+        if watch.slot is not None and on_time:
+            return None  # the slot's payload came, and was judged when it did
         since = arrived if arrived is not None else watch.began
         what = "no payload since" if arrived is not None else "no payload since monitoring began at"
         schedule = watch.scenario.schedule

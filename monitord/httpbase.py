@@ -83,3 +83,26 @@ def admin_authorised(request: web.Request, key: Secret) -> bool:
 
 def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+class Refused(Exception):
+    """A request refused before its handler could answer; rendered in the path's format."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body as sent. A compressed body is refused (415): it could expand past
+    the cap, and a broken one can stall aiohttp's reader."""
+    coding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+    if coding != "identity":
+        raise Refused(
+            415,
+            f"Content-Encoding {coding[:40]!r} is not accepted; send the body uncompressed",
+            {hdrs.ACCEPT_ENCODING: "identity"},
+        )
+    return await request.read()

@@ -13,6 +13,9 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
+
 from monitord.model import Scenario, format_timestamp
 
 LOG_FORMATS = ("text", "json")
@@ -86,3 +89,20 @@ def setup_logging(fmt: str = "text", level: str = "INFO", stream: Any = None) ->
     # without the scenario's id; the daemon logs those itself, with it.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("apscheduler.scheduler").setLevel(max(logging.ERROR, root.level))
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrorFilter) for f in server.filters):
+        server.addFilter(ClientErrorFilter())
+
+
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs a request it could not parse (a broken compressed body, say) as an
+    error with a traceback. That is the client's mistake, which any client can repeat:
+    one warning line, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (HttpProcessingError, RequestPayloadError)):
+            record.msg, record.args = "bad request from a client: %s", (_one_line(str(exc)),)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

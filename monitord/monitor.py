@@ -356,7 +356,7 @@ class Monitor:
         in constant time against every key; None when there is none."""
         found = None
         for key in sorted(self._app_keys):
-            if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), key.encode()):
+            if hmac.compare_digest(given.encode("utf-8", "surrogatepass"), key.encode()):
                 found = key
         return found
 

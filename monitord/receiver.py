@@ -31,7 +31,7 @@ from monitord.envelope import (
     envelope_error,
 )
 from monitord.expressions import DocumentError, parse_document
-from monitord.httpbase import API
+from monitord.httpbase import API, read_body
 from monitord.model import Outcome, TextKind, format_timestamp
 from monitord.monitor import Monitor, NotBatchError, UnknownScenarioError
 
@@ -50,7 +50,9 @@ def add_routes(app: web.Application) -> None:
 
 
 def service_id(app_key: str) -> str:
-    return str(uuid.uuid5(SERVICE_NAMESPACE, app_key))
+    # Through bytes: an appkey given in JSON may hold a lone surrogate.
+    name = app_key.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return str(uuid.uuid5(SERVICE_NAMESPACE, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,7 @@ async def _single(request: web.Request) -> web.StreamResponse:
         return envelope_error(409, str(exc), code=CONFLICT)
     if not json_content_type(request):
         return wrong_content_type()
-    delivery = _delivery(request, await request.read())
+    delivery = _delivery(request, await read_body(request))
     problem = payload_problem(delivery.body, delivery.charset)
     try:
         element = await _judge(monitor, delivery, app_key, scenario_id)
@@ -171,7 +173,7 @@ async def _single(request: web.Request) -> web.StreamResponse:
 async def _multi(request: web.Request) -> web.StreamResponse:
     if not json_content_type(request):
         return wrong_content_type()
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         data = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):

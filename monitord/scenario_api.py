@@ -34,7 +34,7 @@ from monitord.envelope import (
     envelope,
     envelope_error,
 )
-from monitord.httpbase import API, Api, admin_only
+from monitord.httpbase import API, Api, admin_only, read_body
 from monitord.model import Scenario, Source, format_timestamp
 from monitord.monitor import Monitor
 from monitord.receiver import json_content_type, wrong_content_type
@@ -136,7 +136,7 @@ def _describe(monitor: Monitor, path: Path, scenario: Scenario, text: str) -> di
 async def _body(request: web.Request) -> dict[str, Any]:
     if not json_content_type(request):
         raise _Refusal(wrong_content_type())
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         data = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):

@@ -13,6 +13,7 @@ flush of the folder, so a crash leaves either the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import uuid
@@ -127,6 +128,8 @@ def as_json(value: Any) -> Any:
         return {str(k): as_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [as_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # YAML's .inf and .nan have no JSON form
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)

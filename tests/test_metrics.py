@@ -229,9 +229,7 @@ def test_every_family_is_exposed_with_its_labels(
         accept,
     )
     assert set(families) == set(SCENARIO_FAMILIES) | set(DAEMON_FAMILIES)
-    payloads = {
-        s.labels["result"]: s.value for s in families["monitord_batch_payloads"].samples
-    }
+    payloads = {s.labels["result"]: s.value for s in families["monitord_batch_payloads"].samples}
     assert payloads == {"success": 2.0, "failure": 1.0}
     assert {s.labels["scenario_name"] for s in families["monitord_batch_payloads"].samples} == {
         "nightly export"
@@ -240,7 +238,9 @@ def test_every_family_is_exposed_with_its_labels(
         assert family.type == TYPES[name], name
         assert {s.name for s in family.samples} <= (SCENARIO_FAMILIES | DAEMON_FAMILIES)[name]
     for name in SCENARIO_FAMILIES:
-        extra = {"result"} if name in ("monitord_scenario_runs", "monitord_batch_payloads") else set()
+        extra = (
+            {"result"} if name in ("monitord_scenario_runs", "monitord_batch_payloads") else set()
+        )
         if name == "monitord_scenario_duration_seconds":
             extra = {"le"}
         for s in families[name].samples:

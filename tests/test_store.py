@@ -660,7 +660,14 @@ def test_a_version_1_store_is_migrated_to_version_2_and_keeps_its_states(db_path
             )
         }
         outbox_columns = [row[1] for row in connection.execute("PRAGMA table_info(outbox)")]
-    assert tables == {"scenario_state", "open_event", "outbox", "dead_letter", "delivered", "batch_payload"}
+    assert tables == {
+        "scenario_state",
+        "open_event",
+        "outbox",
+        "dead_letter",
+        "delivered",
+        "batch_payload",
+    }
     assert outbox_columns == [
         "seq",
         "scenario_id",

@@ -86,5 +86,5 @@ def decode_body(body: bytes, charset: str | None) -> str:
     """``body`` as text in its declared charset (UTF-8 when none or unknown), lossy."""
     try:
         return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError):  # unknown, or no text codec (idna, rot13…)
         return body.decode("utf-8", errors="replace")

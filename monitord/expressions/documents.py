@@ -43,9 +43,11 @@ def _known_charset(charset: str | None) -> str | None:
     if not charset:
         return None
     try:
-        return codecs.lookup(charset.strip()).name
+        info = codecs.lookup(charset.strip())
     except LookupError:
         return None
+    # Codecs such as rot13, hex or zlib are no character sets; a body never declares them.
+    return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
 def _is_blank(body: bytes) -> bool:
