@@ -4,8 +4,10 @@ the format of each path, and the admin-key guard (constant-time comparison)."""
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -106,3 +108,13 @@ async def read_body(request: web.Request) -> bytes:
             {hdrs.ACCEPT_ENCODING: "identity"},
         )
     return await request.read()
+
+
+def strict_json(raw: bytes) -> Any:
+    """``raw`` as JSON, refusing NaN and Infinity (no JSON reader takes them back); raises
+    ``ValueError`` (or ``RecursionError`` for absurd nesting)."""
+    return json.loads(raw, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -2,8 +2,9 @@
 
 One ``Entry`` per scenario of this region holds the scenario, its state
 (``tracker``) and its run counts (``metrics.RunStats``). Every result, from
-the schedule or from a manual run, goes through ``_record``: new state and the
-event messages of a transition (``events``), committed to the store in one
+the schedule, a manual run, a BATCH payload or a payload that did not come in
+time (``batch``), goes through ``_record``: new state, the event messages of a
+transition (``events``) and the payload, committed to the store in one
 transaction, then counted and logged. Memory follows the store: a change that
 cannot be committed is not taken up, so the next result tries again.
 
@@ -141,7 +142,7 @@ class Monitor:
         self._saved = dict(store.load_states() if saved_states is None else saved_states)
         self._payload_times = store.load_payload_times()
         self._expectations = Expectations()
-        self._app_keys: frozenset[str] = frozenset()
+        self._app_keys: tuple[str, ...] = ()
         self._reload_lock = asyncio.Lock()
         self.transition_handlers: list[TransitionHandler] = [_log_transition]
         self.outbox = Outbox(store)
@@ -259,11 +260,11 @@ class Monitor:
             self._expectations.forget(scenario.id)
             self._scheduler.schedule(scenario)
 
-    def _known_app_keys(self) -> frozenset[str]:
+    def _known_app_keys(self) -> tuple[str, ...]:
         if self._config.services:
-            return frozenset(s.app_key for s in self._config.services)
+            return tuple(sorted({s.app_key for s in self._config.services}))
         used = {s.app_key for scenarios in self._files.values() for s in scenarios}
-        return frozenset({DEFAULT_APP_KEY, *used})
+        return tuple(sorted({DEFAULT_APP_KEY, *used}))
 
     def _wanted(
         self, files: Mapping[str, tuple[Scenario, ...]], kept: Iterable[str]
@@ -355,8 +356,9 @@ class Monitor:
         """The configured (or, without services, used) appKey equal to ``given``, compared
         in constant time against every key; None when there is none."""
         found = None
-        for key in sorted(self._app_keys):
-            if hmac.compare_digest(given.encode("utf-8", "surrogatepass"), key.encode()):
+        given_bytes = given.encode("utf-8", "surrogatepass")
+        for key in self._app_keys:  # every key, even after a match
+            if hmac.compare_digest(given_bytes, key.encode()):
                 found = key
         return found
 
@@ -557,12 +559,10 @@ class Monitor:
 
     def _describe(self, entry: Entry) -> dict[str, Any]:
         scenario, state = entry.scenario, entry.state
-        if scenario.type is ScenarioType.BATCH:
-            next_run = self._expectations.next_deadline(scenario.id)
-        else:
-            next_run = self._scheduler.next_run(scenario.id)
+        next_run = self._scheduler.next_run(scenario.id)
         batch: dict[str, Any] = {}
         if scenario.type is ScenarioType.BATCH:
+            next_run = self._expectations.next_deadline(scenario.id)
             grace = self._expectations.grace(scenario.id)
             batch = {
                 "lastPayloadAt": _timestamp(entry.last_payload_at),

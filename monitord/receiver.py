@@ -12,7 +12,6 @@ job did report, and what it sent is broken. Answers use the seed's envelope.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from monitord.envelope import (
     envelope_error,
 )
 from monitord.expressions import DocumentError, parse_document
-from monitord.httpbase import API, read_body
+from monitord.httpbase import API, read_body, strict_json
 from monitord.model import Outcome, TextKind, format_timestamp
 from monitord.monitor import Monitor, NotBatchError, UnknownScenarioError
 
@@ -175,7 +174,7 @@ async def _multi(request: web.Request) -> web.StreamResponse:
         return wrong_content_type()
     raw = await read_body(request)
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = strict_json(raw)
     except (ValueError, RecursionError):
         return envelope_error(400, "the request body is not JSON", code=BAD_REQUEST)
     shape = _targets(data)
@@ -228,10 +227,6 @@ async def _multi(request: web.Request) -> web.StreamResponse:
     if problem is not None and judged:
         return envelope_error(400, f"data: {problem}", code=BAD_REQUEST, body=elements)
     return envelope(elements)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _targets(data: Any) -> list[tuple[str, str]] | str:

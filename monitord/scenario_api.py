@@ -13,7 +13,6 @@ from hand-written files can be read here but not changed (see
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from monitord.envelope import (
     envelope,
     envelope_error,
 )
-from monitord.httpbase import API, Api, admin_only, read_body
+from monitord.httpbase import API, Api, Handler, admin_only, read_body, strict_json
 from monitord.model import Scenario, Source, format_timestamp
 from monitord.monitor import Monitor
 from monitord.receiver import json_content_type, wrong_content_type
@@ -80,10 +79,12 @@ class _Refusal(Exception):
         self.response = response
 
 
-def _guarded(handler: Any) -> Any:
+def _guarded(handler: Handler) -> Handler:
+    """Answers ``_Refusal`` and ``ScenarioFileError`` (409) in the envelope."""
+
     async def run(request: web.Request) -> web.StreamResponse:
         try:
-            response: web.StreamResponse = await handler(request)
+            response = await handler(request)
         except _Refusal as refusal:
             return refusal.response
         except ScenarioFileError as exc:
@@ -138,7 +139,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise _Refusal(wrong_content_type())
     raw = await read_body(request)
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = strict_json(raw)
     except (ValueError, RecursionError):
         raise _Refusal(
             envelope_error(400, "the request body is not JSON", code=BAD_REQUEST)
@@ -168,10 +169,6 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, level)
             stack.extend((child, level + 1) for child in item)
     return deepest
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _invalid(errors: list[dict[str, str]]) -> _Refusal:
