@@ -72,7 +72,7 @@ def _json_errors(max_body_bytes: int) -> Any:
         try:
             return await handler(request)
         except Refused as refused:
-            return error_for(request, refused.status, refused.message, **refused.headers)
+            return refused.response(request.path)
         except web.RequestPayloadError as exc:
             return error_for(request, 400, f"the request body could not be read: {exc}")
         except web.HTTPException as exc:

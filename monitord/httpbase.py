@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from monitord.config.settings import Secret
-from monitord.envelope import envelope_error, uses_envelope
+from monitord.envelope import UNSUPPORTED_MEDIA_TYPE, envelope_error, uses_envelope
 from monitord.heartbeat import Heartbeat
 from monitord.metrics import Metrics
 from monitord.monitor import Monitor, ReloadReport
@@ -88,13 +88,49 @@ def _bytes(text: str) -> bytes:
 
 
 class Refused(Exception):
-    """A request refused before its handler could answer; rendered in the path's format."""
+    """An answer other than success, raised from anywhere in a handler; the middleware
+    renders it in the format of the path (``code`` and ``body`` go into the envelope)."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: int | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
+        self.body = body
         self.headers = headers or {}
+
+    def response(self, path: str) -> web.Response:
+        if uses_envelope(path):
+            return envelope_error(
+                self.status, self.message, code=self.code, body=self.body, headers=self.headers
+            )
+        return error_response(self.status, self.message, **self.headers)
+
+
+def json_content_type(request: web.Request) -> bool:
+    kind = request.content_type.lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def require_json(request: web.Request) -> None:
+    """Refuse (415) a body not declared as JSON."""
+    if not json_content_type(request):
+        raise Refused(
+            415,
+            "Content-Type must be application/json",
+            code=UNSUPPORTED_MEDIA_TYPE,
+            headers={"Accept-Post": "application/json"},
+        )
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -105,7 +141,7 @@ async def read_body(request: web.Request) -> bytes:
         raise Refused(
             415,
             f"Content-Encoding {coding[:40]!r} is not accepted; send the body uncompressed",
-            {hdrs.ACCEPT_ENCODING: "identity"},
+            headers={hdrs.ACCEPT_ENCODING: "identity"},
         )
     return await request.read()
 

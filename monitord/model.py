@@ -262,6 +262,7 @@ class Verdict:
     outcome: Outcome
     reasons: tuple[str, ...] = ()
     failure_kind: FailureKind | None = None
+    unreadable: str | None = None  # why the body did not parse for the text checks
 
 
 class ResultJSON(TypedDict):

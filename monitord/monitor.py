@@ -67,6 +67,15 @@ class NotBatchError(LookupError):
     """A payload was posted for a scenario that is not a BATCH scenario."""
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A payload judged and recorded: the result, and why the payload did not parse as
+    JSON (None when it did)."""
+
+    result: Result
+    unreadable: str | None = None
+
+
 class Entry:
     __slots__ = ("last_payload_at", "running", "scenario", "state", "stats")
 
@@ -386,7 +395,7 @@ class Monitor:
         request_id: str,
         client: str,
         received_at: datetime,
-    ) -> Result:
+    ) -> Receipt:
         """Judge a payload against its BATCH scenario and record the result like a run's.
 
         Raises ``UnknownScenarioError`` when the scenario is gone, and ``StoreError`` when
@@ -420,7 +429,7 @@ class Monitor:
             raise StoreError("the state store could not record the payload; send it again")
         entry.last_payload_at = received_at
         self._expectations.arrived(scenario_id, received_at)
-        return result
+        return Receipt(result, verdict.unreadable)
 
     def last_payload(self, scenario_id: str) -> BatchPayload | None:
         return self._store.last_payload(scenario_id)

@@ -23,21 +23,22 @@ from monitord.checks import decode_body
 from monitord.envelope import (
     BAD_REQUEST,
     CONFLICT,
+    TOO_LARGE,
     UNKNOWN_APP_KEY,
     UNKNOWN_SCENARIO,
-    UNSUPPORTED_MEDIA_TYPE,
     envelope,
     envelope_error,
 )
-from monitord.expressions import DocumentError, parse_document
-from monitord.httpbase import API, read_body, strict_json
-from monitord.model import Outcome, TextKind, format_timestamp
+from monitord.httpbase import API, read_body, require_json, strict_json
+from monitord.model import Outcome, format_timestamp
 from monitord.monitor import Monitor, NotBatchError, UnknownScenarioError
 
 SINGLE_PATH = "/v1.0/monitoring/batchmon/appkey/{app_key}/scenarios/{scenario_id}"
 MULTI_PATH = "/v1.0/monitoring/batchmon"
 MAX_TARGETS = 100
 MAX_SCENARIOS_PER_REQUEST = 1000
+# Each judged scenario echoes the payload in its element: bound the answer's size.
+MAX_ECHOED_BYTES = 8 * 1024 * 1024
 
 # pk.serviceId is a stable UUID per appKey (UUIDv5 in this namespace).
 SERVICE_NAMESPACE = uuid.UUID("3c5b1f0e-8f4a-5d2e-a1b7-6d6f6e69746f")
@@ -62,6 +63,7 @@ class _Delivery:
     charset: str | None
     client: str
     received_at: datetime
+    text: str  # the payload as echoed in ``requestData.body``, decoded once
 
     def element(
         self,
@@ -79,7 +81,7 @@ class _Delivery:
             "scenarioId": scenario_id,
             "ipaddr": self.client,
             "requestTime": format_timestamp(self.received_at),
-            "requestData": {"body": decode_body(self.body, self.charset)},
+            "requestData": {"body": self.text},
             "serviceCode": service_code,
             "status": status,
             "reasons": reasons,
@@ -90,36 +92,13 @@ def _request_id() -> str:
     return str(uuid.uuid4())
 
 
-def json_content_type(request: web.Request) -> bool:
-    kind = request.content_type.lower()
-    return kind == "application/json" or (
-        kind.startswith("application/") and kind.endswith("+json")
-    )
-
-
-def wrong_content_type() -> web.Response:
-    return envelope_error(
-        415,
-        "Content-Type must be application/json",
-        code=UNSUPPORTED_MEDIA_TYPE,
-        headers={"Accept-Post": "application/json"},
-    )
-
-
-def payload_problem(body: bytes, charset: str | None) -> str | None:
-    """Why ``body`` is not a JSON payload, or None when it is one."""
-    try:
-        parse_document(TextKind.JSON, body, charset)
-    except DocumentError as exc:
-        return str(exc).replace("body", "payload", 1)
-    return None
-
-
 async def _judge(
     monitor: Monitor, delivery: _Delivery, app_key: str, scenario_id: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str | None]:
+    """The body element for one judged payload, and why the payload is not JSON (None
+    when it is)."""
     request_id = _request_id()
-    result = await monitor.receive_payload(
+    receipt = await monitor.receive_payload(
         scenario_id,
         delivery.body,
         delivery.charset,
@@ -127,17 +106,22 @@ async def _judge(
         client=delivery.client,
         received_at=delivery.received_at,
     )
-    return delivery.element(
+    result = receipt.result
+    element = delivery.element(
         app_key,
         scenario_id,
         request_id=request_id,
         status="success" if result.outcome is Outcome.SUCCESS else "failure",
         reasons=list(result.reasons),
     )
+    problem = receipt.unreadable
+    return element, None if problem is None else problem.replace("body", "payload", 1)
 
 
-def _delivery(request: web.Request, body: bytes) -> _Delivery:
-    return _Delivery(body, request.charset, request.remote or "", datetime.now(UTC))
+def _delivery(request: web.Request, body: bytes, charset: str | None) -> _Delivery:
+    return _Delivery(
+        body, charset, request.remote or "", datetime.now(UTC), decode_body(body, charset)
+    )
 
 
 async def _single(request: web.Request) -> web.StreamResponse:
@@ -154,12 +138,10 @@ async def _single(request: web.Request) -> web.StreamResponse:
         )
     except NotBatchError as exc:
         return envelope_error(409, str(exc), code=CONFLICT)
-    if not json_content_type(request):
-        return wrong_content_type()
-    delivery = _delivery(request, await read_body(request))
-    problem = payload_problem(delivery.body, delivery.charset)
+    require_json(request)
+    delivery = _delivery(request, await read_body(request), request.charset)
     try:
-        element = await _judge(monitor, delivery, app_key, scenario_id)
+        element, problem = await _judge(monitor, delivery, app_key, scenario_id)
     except UnknownScenarioError:  # removed by a reload while the payload was judged
         return envelope_error(
             404, f"no scenario {scenario_id!r} for this appKey", code=UNKNOWN_SCENARIO
@@ -170,8 +152,7 @@ async def _single(request: web.Request) -> web.StreamResponse:
 
 
 async def _multi(request: web.Request) -> web.StreamResponse:
-    if not json_content_type(request):
-        return wrong_content_type()
+    require_json(request)
     raw = await read_body(request)
     try:
         data = strict_json(raw)
@@ -183,8 +164,15 @@ async def _multi(request: web.Request) -> web.StreamResponse:
     monitor = request.app[API].monitor
     # ``data`` is text already: its bytes are UTF-8, whatever the request's charset.
     body = data["data"].encode("utf-8", "surrogatepass")
-    delivery = _Delivery(body, "utf-8", request.remote or "", datetime.now(UTC))
-    problem = payload_problem(delivery.body, delivery.charset)
+    if len(body) * len(shape) > MAX_ECHOED_BYTES:
+        return envelope_error(
+            413,
+            f"data times the number of scenarios exceeds {MAX_ECHOED_BYTES} bytes;"
+            " split the request",
+            code=TOO_LARGE,
+        )
+    delivery = _delivery(request, body, "utf-8")
+    problem: str | None = None
     elements: list[dict[str, Any]] = []
     judged = 0
     for given_key, scenario_id in shape:
@@ -202,7 +190,8 @@ async def _multi(request: web.Request) -> web.StreamResponse:
             continue
         try:
             monitor.batch_scenario(app_key, scenario_id)
-            elements.append(await _judge(monitor, delivery, app_key, scenario_id))
+            element, problem = await _judge(monitor, delivery, app_key, scenario_id)
+            elements.append(element)
             judged += 1
         except UnknownScenarioError:
             elements.append(

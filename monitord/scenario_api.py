@@ -33,15 +33,23 @@ from monitord.envelope import (
     envelope,
     envelope_error,
 )
-from monitord.httpbase import API, Api, Handler, admin_only, read_body, strict_json
+from monitord.httpbase import (
+    API,
+    Api,
+    Handler,
+    Refused,
+    admin_only,
+    read_body,
+    require_json,
+    strict_json,
+)
 from monitord.model import Scenario, Source, format_timestamp
 from monitord.monitor import Monitor
-from monitord.receiver import json_content_type, wrong_content_type
 from monitord.scenario_files import (
     ScenarioFileError,
     amended_time,
     as_json,
-    find_document,
+    documents_by_id,
     is_managed,
     managed_folder,
     read_text,
@@ -71,22 +79,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(ONE_PATH, admin_only(_delete))
 
 
-class _Refusal(Exception):
-    """An answer other than success, raised from deep inside a handler."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__()
-        self.response = response
-
-
 def _guarded(handler: Handler) -> Handler:
-    """Answers ``_Refusal`` and ``ScenarioFileError`` (409) in the envelope."""
+    """Answers ``ScenarioFileError`` with 409 in the envelope (``Refused`` is answered by
+    the API's middleware)."""
 
     async def run(request: web.Request) -> web.StreamResponse:
         try:
             response = await handler(request)
-        except _Refusal as refusal:
-            return refusal.response
         except ScenarioFileError as exc:
             log.error("scenario management: %s", exc)
             return envelope_error(409, str(exc), code=CONFLICT)
@@ -95,10 +94,14 @@ def _guarded(handler: Handler) -> Handler:
     return run
 
 
+def _services(monitor: Monitor) -> list[str]:
+    return [s.app_key for s in monitor.config.services]
+
+
 def _app_key(request: web.Request) -> str:
     key = request.app[API].monitor.app_key_known(request.match_info["app_key"])
     if key is None:
-        raise _Refusal(envelope_error(404, "unknown appKey", code=UNKNOWN_APP_KEY))
+        raise Refused(404, "unknown appKey", code=UNKNOWN_APP_KEY)
     return key
 
 
@@ -107,15 +110,21 @@ def _locate(monitor: Monitor, app_key: str, scenario_id: str) -> tuple[Path, Sce
         for scenario in scenarios:
             if scenario.id == scenario_id and scenario.app_key == app_key:
                 return Path(path), scenario
-    raise _Refusal(
-        envelope_error(404, f"no scenario {scenario_id!r} for this appKey", code=UNKNOWN_SCENARIO)
-    )
+    raise Refused(404, f"no scenario {scenario_id!r} for this appKey", code=UNKNOWN_SCENARIO)
 
 
-def _describe(monitor: Monitor, path: Path, scenario: Scenario, text: str) -> dict[str, Any]:
-    """The scenario as its file writes it, with the fields the seed's answers add."""
-    services = [s.app_key for s in monitor.config.services]
-    found = find_document(text, path, scenario.id, services)
+def _describe(
+    monitor: Monitor,
+    path: Path,
+    scenario: Scenario,
+    text: str,
+    by_id: Mapping[str, tuple[dict[Any, Any], int]] | None = None,
+) -> dict[str, Any]:
+    """The scenario as its file's ``text`` writes it (``by_id``: that text's
+    ``documents_by_id``, when already known), with the fields the seed's answers add."""
+    if by_id is None:
+        by_id, _ = documents_by_id(text, path, _services(monitor))
+    found = by_id.get(scenario.id)
     document = as_json(found[0]) if found is not None else {}
     line = found[1] if found is not None else scenario.source.line
     registered = registered_time(text)
@@ -135,25 +144,18 @@ def _describe(monitor: Monitor, path: Path, scenario: Scenario, text: str) -> di
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not json_content_type(request):
-        raise _Refusal(wrong_content_type())
+    require_json(request)
     raw = await read_body(request)
     try:
         data = strict_json(raw)
     except (ValueError, RecursionError):
-        raise _Refusal(
-            envelope_error(400, "the request body is not JSON", code=BAD_REQUEST)
-        ) from None
+        raise Refused(400, "the request body is not JSON", code=BAD_REQUEST) from None
     if not isinstance(data, dict):
-        raise _Refusal(
-            envelope_error(400, "the body must be a scenario (a JSON object)", code=BAD_REQUEST)
-        )
+        raise Refused(400, "the body must be a scenario (a JSON object)", code=BAD_REQUEST)
     if _depth(data) > MAX_DEPTH:
         # A scenario is a handful of levels deep; writing a deep one as YAML would recurse.
-        raise _Refusal(
-            envelope_error(
-                400, f"the body is nested more than {MAX_DEPTH} levels deep", code=BAD_REQUEST
-            )
+        raise Refused(
+            400, f"the body is nested more than {MAX_DEPTH} levels deep", code=BAD_REQUEST
         )
     return data
 
@@ -171,16 +173,14 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _invalid(errors: list[dict[str, str]]) -> _Refusal:
+def _invalid(errors: list[dict[str, str]]) -> Refused:
     what = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return _Refusal(
-        envelope_error(
-            422,
-            f"invalid scenario: {what}{more}",
-            code=INVALID_SCENARIO,
-            body={"errors": errors},
-        )
+    return Refused(
+        422,
+        f"invalid scenario: {what}{more}",
+        code=INVALID_SCENARIO,
+        body={"errors": errors},
     )
 
 
@@ -257,17 +257,14 @@ async def _write(api: Api, path: Path, text: str, scenario_id: str, before: str 
 
 def _managed_text(monitor: Monitor, path: Path, scenario: Scenario) -> str:
     text = read_text(path)
-    found = find_document(text, path, scenario.id, [s.app_key for s in monitor.config.services])
-    siblings = found[2] if found is not None else 0
-    if not is_managed(text) or siblings != 1:
-        raise _Refusal(
-            envelope_error(
-                409,
-                f"scenario {scenario.id} is defined in {path}:{scenario.source.line}, a file"
-                " not written by this API (it may hold comments and other scenarios);"
-                " edit that file, or move the scenario to a file of its own",
-                code=CONFLICT,
-            )
+    by_id, count = documents_by_id(text, path, _services(monitor))
+    if not is_managed(text) or scenario.id not in by_id or count != 1:
+        raise Refused(
+            409,
+            f"scenario {scenario.id} is defined in {path}:{scenario.source.line}, a file"
+            " not written by this API (it may hold comments and other scenarios);"
+            " edit that file, or move the scenario to a file of its own",
+            code=CONFLICT,
         )
     return text
 
@@ -283,7 +280,8 @@ async def _list(request: web.Request) -> web.StreamResponse:
             continue
         path = Path(path_text)
         text = read_text(path)
-        scenarios.extend(_describe(monitor, path, s, text) for s in mine)
+        by_id, _ = documents_by_id(text, path, _services(monitor))
+        scenarios.extend(_describe(monitor, path, s, text, by_id) for s in mine)
     return envelope(scenarios)
 
 

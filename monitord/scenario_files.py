@@ -109,17 +109,19 @@ def document_id(document: dict[Any, Any], default_app_key: str) -> str | None:
     return derive_scenario_id(app_key, name)
 
 
-def find_document(
-    text: str, path: Path, scenario_id: str, services: Sequence[str]
-) -> tuple[dict[Any, Any], int, int] | None:
-    """The mapping of ``scenario_id`` in a file's text, its line, and how many scenarios
-    the file holds; None when the file no longer has it."""
+def documents_by_id(
+    text: str, path: Path, services: Sequence[str]
+) -> tuple[dict[str, tuple[dict[Any, Any], int]], int]:
+    """Each scenario mapping of a file's text with its line, by scenario id, and how many
+    scenarios the file holds (the first of a repeated id wins, as at load)."""
     found = documents(text, path)
     default_app_key = services[0] if services else DEFAULT_APP_KEY
+    by_id: dict[str, tuple[dict[Any, Any], int]] = {}
     for document, line in found:
-        if document_id(document, default_app_key) == scenario_id:
-            return document, line, len(found)
-    return None
+        scenario_id = document_id(document, default_app_key)
+        if scenario_id is not None:
+            by_id.setdefault(scenario_id, (document, line))
+    return by_id, len(found)
 
 
 def as_json(value: Any) -> Any:

@@ -583,7 +583,7 @@ def parse(text: str) -> datetime:
 async def send(
     monitor: Monitor, sid: str, body: bytes, *, request_id: str = "r", when: datetime | None = None
 ) -> Result:
-    return await monitor.receive_payload(
+    receipt = await monitor.receive_payload(
         sid,
         body,
         "utf-8",
@@ -591,6 +591,7 @@ async def send(
         client="192.0.2.7",
         received_at=when or datetime.now(UTC),
     )
+    return receipt.result
 
 
 async def test_payloads_are_judged_recorded_and_a_failure_opens_an_error_event(

@@ -499,12 +499,21 @@ def test_body_that_does_not_parse_is_one_reason_and_other_checks_still_run() -> 
             'responseValidation[0] at 0: expected "{", got "<"',
         ),
         FailureKind.WRONG_ANSWER,
+        unreadable="body is not valid JSON: Expecting value: line 1 column 1 (char 0)",
     )
 
 
 def test_empty_body_with_text_checks() -> None:
     verdict = judge(json_validation(), Observation(body=b"", status_code=200), budget_s=1)
-    assert verdict == Verdict(Outcome.FAILURE, ("body is empty",), FailureKind.WRONG_ANSWER)
+    assert verdict == Verdict(
+        Outcome.FAILURE, ("body is empty",), FailureKind.WRONG_ANSWER, unreadable="body is empty"
+    )
+
+
+def test_a_body_that_parses_is_not_unreadable_whatever_its_checks_say() -> None:
+    verdict = judge(json_validation(), Observation(body=b"[]", status_code=200), budget_s=1)
+    assert verdict.outcome is Outcome.FAILURE
+    assert verdict.unreadable is None
 
 
 def test_socket_observation_has_no_status_check() -> None:

@@ -256,14 +256,15 @@ def test_documents_of_a_mapping_file_and_of_a_list_file(tmp_path: Path) -> None:
         scenario_files.documents("a: 1\nb: [\nc: : d\n", path)
 
 
-def test_find_document_by_given_or_derived_id(tmp_path: Path) -> None:
+def test_documents_by_given_or_derived_id(tmp_path: Path) -> None:
     """A scenario is found by its scenarioId (any case), else by the id derived from its
     appKey (the first service's, or "default" without services) and name."""
     path = tmp_path / "s.yaml"
 
     def find(scenario_id: str, services: list[str]) -> tuple[str, int, int] | None:
-        found = scenario_files.find_document(LIST_FILE, path, scenario_id, services)
-        return None if found is None else (found[0]["scenarioName"], found[1], found[2])
+        by_id, count = scenario_files.documents_by_id(LIST_FILE, path, services)
+        found = by_id.get(scenario_id)
+        return None if found is None else (found[0]["scenarioName"], found[1], count)
 
     front = derive_scenario_id("other", "front")
     assert find(front, []) == ("front", 2, 3)
@@ -275,11 +276,11 @@ def test_find_document_by_given_or_derived_id(tmp_path: Path) -> None:
     assert find(derive_scenario_id("default", "fixed"), []) is None
     assert find(str(uuid.uuid4()), []) is None
     assert find("not an id", []) is None
-    single = scenario_files.find_document(
-        MAPPING_FILE, path, derive_scenario_id("default", "shop"), []
-    )
-    assert single is not None
-    assert single[1:] == (3, 1)
+    by_id, count = scenario_files.documents_by_id(MAPPING_FILE, path, [])
+    assert [(i, line) for i, (_, line) in by_id.items()] == [
+        (derive_scenario_id("default", "shop"), 3)
+    ]
+    assert count == 1
     assert scenario_files.document_id({"scenarioId": "nope", "scenarioName": "x"}, "a") is None
     assert scenario_files.document_id({"appKey": 7, "scenarioName": "x"}, "a") is None
 

@@ -561,6 +561,28 @@ async def test_odd_app_keys_in_the_path_are_unknown(receiver: Receiver, app_key:
     assert await receiver.state(receiver.nightly) == before
 
 
+async def test_multi_whose_answer_would_echo_over_8_mib_is_413_and_nothing_is_recorded(
+    receiver: Receiver,
+) -> None:
+    """Every judged element echoes ``data``: 1000 scenarios times a 9 KiB payload would be
+    a 9 MiB answer, so the request is refused before anything is judged."""
+    before = await receiver.state(receiver.nightly)
+    data = json.dumps({"numErrors": 0, "pad": "x" * 9 * 1024})
+    ids = [receiver.nightly, *(f"id-{i}" for i in range(999))]
+    answer = await receiver.multi({"target": _target(*ids), "data": data})
+    envelope_error(
+        answer,
+        413,
+        413,
+        "data times the number of scenarios exceeds 8388608 bytes; split the request",
+    )
+    assert await receiver.state(receiver.nightly) == before
+    # Just under the bound, the same request is taken.
+    small = json.dumps({"numErrors": 0, "pad": "x" * 7 * 1024})
+    answer = await receiver.multi({"target": _target(*ids), "data": small})
+    assert len(envelope_body(answer, 200, 0, "SUCCESS")) == 1000
+
+
 @pytest.mark.parametrize(
     "content_type",
     [

@@ -10,12 +10,14 @@ from monitord.checks.binary import check_byte, check_bytes, check_length
 from monitord.checks.status import check_status, status_matches
 from monitord.checks.text import (
     Mismatch,
+    check_document,
     check_expression,
     check_text,
     compare,
     format_ms,
     mismatch_of,
 )
+from monitord.expressions import DocumentError, parse_document
 from monitord.model import FailureKind, Observation, Outcome, Validation, Verdict
 from monitord.values import render
 
@@ -24,6 +26,7 @@ __all__ = [
     "check_avoiding",
     "check_byte",
     "check_bytes",
+    "check_document",
     "check_expression",
     "check_length",
     "check_status",
@@ -52,21 +55,26 @@ def judge(validation: Validation, observation: Observation, *, budget_s: float) 
     if suppressed is not None:
         return Verdict(Outcome.SUPPRESSED, (suppressed,), None)
     reasons: list[str] = []
+    unreadable: str | None = None
     if observation.status_code is not None:
         status = check_status(validation.response_codes, observation.status_code)
         if status is not None:
             reasons.append(status)
     if validation.text is not None:
-        reasons.extend(
-            check_text(validation.text, observation.body, observation.charset, budget_s=budget_s)
-        )
+        try:
+            document = parse_document(validation.text.kind, observation.body, observation.charset)
+        except DocumentError as exc:
+            unreadable = str(exc)
+            reasons.append(unreadable)
+        else:
+            reasons.extend(check_document(validation.text, document, budget_s=budget_s))
     reasons.extend(check_bytes(validation.byte_checks, observation.body))
     if validation.length is not None:
         length = check_length(validation.length, observation.body)
         if length is not None:
             reasons.append(length)
     if reasons:
-        return Verdict(Outcome.FAILURE, tuple(reasons), FailureKind.WRONG_ANSWER)
+        return Verdict(Outcome.FAILURE, tuple(reasons), FailureKind.WRONG_ANSWER, unreadable)
     return Verdict(Outcome.SUCCESS)
 
 

@@ -96,6 +96,11 @@ def check_text(
         document = parse_document(validation.kind, body, charset)
     except DocumentError as exc:
         return [str(exc)]
+    return check_document(validation, document, budget_s=budget_s)
+
+
+def check_document(validation: TextValidation, document: Any, *, budget_s: float) -> list[str]:
+    """One reason per text check that fails on a parsed ``document``, in order."""
     reasons: list[str] = []
     for check in validation.checks:
         reason = check_expression(check, document, budget_s=budget_s)
