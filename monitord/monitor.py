@@ -657,6 +657,7 @@ def _sample(entry: Entry, region: str) -> ScenarioSample:
         ),
         buckets=tuple(stats.buckets),
         duration_sum=stats.duration_sum,
+        suppressible=scenario.validation.avoiding_text is not None,
     )
 
 

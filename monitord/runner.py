@@ -22,6 +22,8 @@ from monitord.model import (
     Scenario,
     ScenarioType,
     SystemClock,
+    TextKind,
+    TextValidation,
     Validation,
     Verdict,
 )
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 
 # Parsing a body at the size cap takes well under this; expressions get their own budget.
 _PARSE_ALLOWANCE_S = 5.0
+# A small JSON body is judged on the loop: parsing it and walking two or three paths
+# takes tens of microseconds, less than the hop to a worker thread and back. Regular
+# expressions (``=~``, ``sub(``) are bounded only by the expression budget, so they,
+# XML and HTML (lxml cannot be interrupted) and larger bodies go to a thread.
+INLINE_JUDGE_BYTES = 16 * 1024
 
 
 class Runner:
@@ -88,9 +95,9 @@ class Runner:
         )
 
     async def judge(self, validation: Validation, observation: Observation) -> Verdict:
-        """Judge inline when it is cheap, in a worker thread when text must be parsed."""
+        """Judge inline when it is cheap, in a worker thread when the text work is not."""
         try:
-            if validation.text is None or observation.failure is not None:
+            if validation.text is None or _inline(validation.text, observation):
                 return judge(validation, observation, budget_s=self._budget_s)
             bound = self._budget_s * (len(validation.text.checks) + 1) + _PARSE_ALLOWANCE_S
             loop = asyncio.get_running_loop()
@@ -113,3 +120,17 @@ class Runner:
                 (f"validation error: {type(exc).__name__}",),
                 FailureKind.WRONG_ANSWER,
             )
+
+
+def _inline(text: TextValidation, observation: Observation) -> bool:
+    """Whether the text checks are cheap and bounded enough for the event loop."""
+    if observation.failure is not None:
+        return True
+    return (
+        text.kind is TextKind.JSON
+        and len(observation.body) <= INLINE_JUDGE_BYTES
+        and not any(
+            "=~" in check.expression.source or "sub(" in check.expression.source
+            for check in text.checks
+        )
+    )

@@ -33,6 +33,7 @@ loop thread only.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -463,6 +464,7 @@ def parse_time(value: object) -> datetime:
     return moment.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=8)  # a payload's result is written twice: state and payload
 def _encode_result(result: Result) -> str:
     data: dict[str, Any] = dict(result.to_json())
     data["failureKind"] = None if result.failure_kind is None else result.failure_kind.value

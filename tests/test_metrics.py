@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -93,7 +94,7 @@ def test_run_stats_observe() -> None:
     assert stats.buckets == expected
     stats.observe(result(Outcome.SUCCESS, 1.0, second=30))
     assert stats.up == 1
-    assert stats.buckets[0] == 1  # 0.001 s: le=0.01
+    assert stats.buckets[0] == 3  # 0.001 s: le=0.05, with the two before
 
 
 # --- render ------------------------------------------------------------------------------
@@ -399,3 +400,147 @@ def test_promtool_accepts_the_exposition(daemon_metrics: Metrics) -> None:
         check=False,
     )
     assert broken.returncode != 0
+
+
+# --- the per-scenario families equal prometheus-client's own rendering --------------------
+
+
+def reference_families(samples: list[ScenarioSample]) -> list[Metric]:
+    """The per-scenario families built with prometheus-client's metric families."""
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
+    labels = list(SCENARIO_LABELS)
+    up = GaugeMetricFamily(
+        "monitord_scenario_up", "1 if the last run succeeded, 0 if it failed.", labels=labels
+    )
+    failing = GaugeMetricFamily(
+        "monitord_scenario_failing", "1 while the scenario is past its error limit.", labels=labels
+    )
+    consecutive = GaugeMetricFamily(
+        "monitord_scenario_consecutive_failures",
+        "Failed runs in a row (suppressed runs do not count).",
+        labels=labels,
+    )
+    runs = CounterMetricFamily(
+        "monitord_scenario_runs",
+        "Runs by result: success, failure or suppressed.",
+        labels=[*labels, "result"],
+    )
+    duration = HistogramMetricFamily(
+        "monitord_scenario_duration_seconds", "How long runs took.", labels=labels
+    )
+    last_run = GaugeMetricFamily(
+        "monitord_scenario_last_run_timestamp_seconds", "When the last run ended.", labels=labels
+    )
+    payloads = CounterMetricFamily(
+        "monitord_batch_payloads",
+        "Payloads posted for BATCH scenarios, by verdict: success or failure.",
+        labels=[*labels, "result"],
+    )
+    bounds = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
+    for s in samples:
+        values = list(s.labels)
+        if s.up is not None:
+            up.add_metric(values, s.up)
+        failing.add_metric(values, int(s.failing))
+        consecutive.add_metric(values, s.consecutive_failures)
+        for outcome, count in zip(("success", "failure", "suppressed"), s.runs, strict=True):
+            if outcome != "suppressed" or s.suppressible or count:
+                runs.add_metric([*values, outcome], count)
+        cumulative, total = [], 0
+        for bound, count in zip(bounds, s.buckets, strict=True):
+            total += count
+            cumulative.append((bound, total))
+        duration.add_metric(values, cumulative, s.duration_sum)
+        if s.last_run_s is not None:
+            last_run.add_metric(values, s.last_run_s)
+        if s.payloads is not None:
+            payloads.add_metric([*values, "success"], s.payloads[0])
+            payloads.add_metric([*values, "failure"], s.payloads[1])
+    return [up, failing, consecutive, runs, duration, last_run, payloads]
+
+
+def canonical(text: str) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    """The lines of an exposition with each sample's labels in sorted order (label order
+    means nothing, and prometheus-client versions differ in it); comments kept whole."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#") or "{" not in line:
+            lines.append((line, (), ""))
+            continue
+        name, rest = line.split("{", 1)
+        labels, i = [], 0
+        while rest[i] != "}":
+            eq = rest.index('="', i)
+            key, i, value = rest[i:eq], eq + 2, []
+            while rest[i] != '"':
+                value.append(rest[i : i + 2] if rest[i] == "\\" else rest[i])
+                i += 2 if rest[i] == "\\" else 1
+            labels.append((key, "".join(value)))
+            i += 2 if rest[i + 1] == "," else 1
+        lines.append((name, tuple(sorted(labels)), rest[i + 1 :]))
+    return lines
+
+
+def test_canonical_reads_escaped_label_values() -> None:
+    line = 'm{b="x\\"}\\\\",a="y,z=\\"w\\""} 1.0'
+    assert canonical(line) == [("m", (("a", 'y,z=\\"w\\"'), ("b", 'x\\"}\\\\')), " 1.0")]
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS], ids=["text", "openmetrics"])
+def test_scenario_families_are_written_as_prometheus_client_writes_them(
+    accept: str | None,
+) -> None:
+    """The hand-written per-scenario exposition is byte for byte what prometheus-client
+    writes for the same families: escaping, counters' ``_total``, cumulative buckets,
+    number formats (large counts, timestamps, tiny sums), families without samples."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
+
+    busy = RunStats()
+    for n, (outcome, ms) in enumerate(
+        [
+            (Outcome.SUCCESS, 3),
+            (Outcome.FAILURE, 700),
+            (Outcome.SUPPRESSED, 30_000),
+            (Outcome.SUCCESS, 0.001),
+        ]
+    ):
+        busy.observe(result(outcome, ms, second=n))
+    busy.runs[0] = 10**17  # past where integers print as they are
+    batch = RunStats()
+    batch.observe_payload(Outcome.FAILURE)
+    awkward = (SHOP[0], AWKWARD_NAME, "API", 'key"\\', "K\nR")
+    plain = dataclasses.replace(sample(GATEWAY, RunStats()), suppressible=False)
+    samples = [
+        sample(SHOP, busy, failing=True, consecutive_failures=3),
+        sample(awkward, RunStats()),
+        sample(EXPORT, batch),
+        plain,
+    ]
+
+    class Families:
+        def collect(self) -> list[Metric]:
+            return reference_families(samples)
+
+    encoder, _ = choose_encoder(accept or "")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Families())
+    expected = encoder(registry).decode("utf-8")
+    _, text, _ = scrape(Metrics(), samples, {}, accept)
+    start = text.index("# HELP monitord_scenario_up ")
+    assert canonical(text[start:]) == canonical(expected)
+    assert len(text[start:]) == len(expected)
+    gateway = [line for line in text.splitlines() if f'"{GATEWAY[0]}"' in line and "runs" in line]
+    assert [line.count('result="') for line in gateway] == [1, 1]  # no suppressed series
+    # An empty daemon writes the family headers only, like prometheus-client.
+    registry = CollectorRegistry(auto_describe=False)
+    samples = []
+    registry.register(Families())
+    _, text, _ = scrape(Metrics(), [], {}, accept)
+    start = text.index("# HELP monitord_scenario_up ")
+    assert text[start:] == encoder(registry).decode("utf-8")

@@ -34,6 +34,7 @@ from monitord.model import (
     TextCheck,
     TextKind,
     TextValidation,
+    Validation,
 )
 from monitord.probes import Probe, open_probes
 from monitord.runner import Runner
@@ -335,3 +336,40 @@ async def served(handler: web.Handler) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("kind", "expression", "body", "on_the_loop"),
+    [
+        pytest.param(TextKind.JSON, "$.status", b'{"status": "ok"}', True, id="small JSON"),
+        pytest.param(
+            TextKind.JSON,
+            "$.status",
+            b'{"status": "ok", "pad": "' + b"x" * 17_000 + b'"}',
+            False,
+            id="JSON over 16 KiB",
+        ),
+        pytest.param(
+            TextKind.JSON,
+            "$[?(@.status =~ 'o.*')].status",
+            b'[{"status": "ok"}]',
+            False,
+            id="regex filter",
+        ),
+        pytest.param(TextKind.XML, "/r/status", b"<r><status>ok</status></r>", False, id="XML"),
+    ],
+)
+async def test_small_json_is_judged_on_the_loop_the_rest_in_a_thread(
+    kind: TextKind, expression: str, body: bytes, on_the_loop: bool
+) -> None:
+    """Small JSON without regular expressions needs no worker thread: with the worker
+    pool shut down it is still judged, while the other kinds of work cannot be."""
+    async with open_probes() as probes:
+        runner = Runner(probes, FixedClock())
+        runner.close()
+        validation = Validation(timeout_ms=1000, text=text(kind, (expression, Operator.EQ, "ok")))
+        verdict = await runner.judge(validation, Observation(body=body, status_code=200))
+    if on_the_loop:
+        assert verdict.outcome is Outcome.SUCCESS, verdict
+    else:
+        assert verdict.reasons == ("validation error: RuntimeError",)
