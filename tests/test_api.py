@@ -9,6 +9,7 @@ probe real local targets. Every wait polls with a deadline.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import re
@@ -1239,3 +1240,23 @@ async def test_non_ascii_admin_headers_are_401_json(app: App, header: bytes) -> 
     assert answer.status == 401, answer
     check_json_error(401, answer.body)
     assert (await app.scenarios())["scenarios"] == []  # the reload did not happen
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity", None])
+async def test_metrics_are_gzipped_only_when_asked(tmp_path: Path, encoding: str | None) -> None:
+    """Prometheus asks for gzip; a client that does not gets the plain text."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "b.yaml").write_text(batch_yaml("nightly"))
+    async with running_app(tmp_path) as app:
+        headers = {"Accept-Encoding": encoding} if encoding else {"Accept-Encoding": ""}
+        async with app.client.get("/metrics", headers=headers, auto_decompress=False) as response:
+            assert response.status == 200
+            raw = await response.read()
+            sent_encoding = response.headers.get("Content-Encoding")
+    if encoding == "gzip":
+        assert sent_encoding == "gzip"
+        text = gzip.decompress(raw).decode()
+    else:
+        assert sent_encoding is None
+        text = raw.decode()
+    assert 'monitord_scenarios{scenario_type="BATCH"} 1.0' in text

@@ -285,3 +285,22 @@ async def test_dns_failure_names_the_host(probe: Probe) -> None:
     assert await probe_failure(probe, scenario) == ProbeFailure(
         FailureKind.UNAVAILABLE, f"DNS lookup failed for {host}: {resolver.value.strerror}"
     )
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "fe80::1%1"])
+async def test_a_literal_ip_is_not_sent_to_the_resolver_thread(host: str) -> None:
+    """A literal address needs no lookup: with the loop's worker threads gone it is still
+    an address, of the family getaddrinfo gives; a name still goes to the resolver."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitord.probes._streams import resolve
+
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(1)
+    loop.set_default_executor(executor)
+    executor.shutdown()
+    (address,) = await resolve(host, 80, socket.SOCK_STREAM)
+    family = socket.getaddrinfo(host, 80, type=socket.SOCK_STREAM)[0][0]
+    assert (address.family, address.host, address.port) == (family, host, 80)
+    with pytest.raises(RuntimeError):
+        await resolve("localhost", 80, socket.SOCK_STREAM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from contextlib import suppress
 from typing import NamedTuple
@@ -26,8 +27,23 @@ def socket_target(scenario: Scenario) -> SocketTarget:
     return scenario.target
 
 
+def numeric_address(host: str, port: int) -> Address | None:
+    """``host`` as an address when it is a literal IP (with an IPv6 zone, if any), else
+    None. asyncio's getaddrinfo always goes through a worker thread, which for a literal
+    IP costs more than the whole check it serves."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return Address(family, host, port)
+
+
 async def resolve(host: str, port: int, kind: socket.SocketKind) -> list[Address]:
     """Addresses for ``host:port`` in resolver order; a lookup failure names the host."""
+    numeric = numeric_address(host, port)
+    if numeric is not None:
+        return [numeric]
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=kind)

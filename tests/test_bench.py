@@ -1,0 +1,54 @@
+"""The benchmark harness keeps working: ``python -m bench --tiny`` runs every part on a
+few dozen scenarios and writes real figures. (The figures themselves are judged by the
+full and quick runs, documented in docs/performance.md, never by a timed test.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Every figure that needs nothing beyond the project itself (no Debian tool) must have a
+# value; peers such as blackbox_exporter may be missing and say so in a note.
+OPTIONAL = ("blackbox", "promtool")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
+def test_tiny_run_of_every_part_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--json", str(out)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    assert "| figure" in finished.stdout
+    assert "targets missed:" in finished.stdout
+    document = json.loads(out.read_text())
+    assert document["preset"] == "tiny"
+    assert document["machine"]["cores"] >= 1
+    rows = document["rows"]
+    figures = " | ".join(row["figure"] for row in rows)
+    for word in ("API checks", "TCP", "UDP", "lateness", "RSS", "/metrics", "READY", "reload"):
+        assert word in figures, (word, figures)
+    assert "receiver requests/s" in figures
+    for row in rows:
+        assert set(row) >= {"figure", "value", "unit", "ceiling", "ratio", "target", "ok"}
+        if any(word in row["figure"].lower() for word in OPTIONAL):
+            assert row["value"] is not None or row["note"], row
+            continue
+        assert isinstance(row["value"], (int, float)), row
+        assert row["value"] >= 0, row
+        if row["ceiling"] is not None:
+            assert row["ratio"] == pytest.approx(row["value"] / row["ceiling"])
