@@ -10,7 +10,7 @@ copies); formatting the text can then happen off it.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import prometheus_client
@@ -143,17 +143,30 @@ class Metrics:
         accept: str | None,
     ) -> tuple[bytes, str]:
         """The exposition (text or OpenMetrics, as ``accept`` asks) and its content type."""
+        pieces, content_type = self.exposition(samples, counts_by_type, accept)
+        return b"".join(pieces), content_type
+
+    def exposition(
+        self,
+        samples: Sequence[ScenarioSample],
+        counts_by_type: Mapping[ScenarioType, int],
+        accept: str | None,
+    ) -> tuple[Iterator[bytes], str]:
+        """The exposition in pieces, so that the caller can let the event loop run
+        between them, and its content type."""
         encoder, content_type = choose_encoder(accept or "")
         openmetrics = content_type.startswith("application/openmetrics-text")
         daemon = CollectorRegistry(auto_describe=False)
         daemon.register(_Daemon(self._registry, counts_by_type))
-        head = encoder(daemon)
-        if openmetrics:
-            head = head.removesuffix(_EOF)
-        parts = [head, render_scenarios(samples, openmetrics=openmetrics).encode("utf-8")]
-        if openmetrics:
-            parts.append(_EOF)
-        return b"".join(parts), content_type
+
+        def pieces() -> Iterator[bytes]:
+            yield encoder(daemon).removesuffix(_EOF) if openmetrics else encoder(daemon)
+            for piece in scenario_pieces(samples, openmetrics=openmetrics):
+                yield piece.encode("utf-8")
+            if openmetrics:
+                yield _EOF
+
+        return pieces(), content_type
 
 
 class _Daemon:
@@ -209,66 +222,88 @@ def _number(value: float) -> str:
     return text
 
 
-def _header(lines: list[str], name: str, kind: str, openmetrics: bool) -> None:
-    shown = f"{name}_total" if kind == "counter" and not openmetrics else name
-    lines.append(f"# HELP {shown} {_HELP[name]}\n# TYPE {shown} {kind}\n")
+# Scenarios per piece of a scrape: a piece takes a few milliseconds, and the event loop
+# runs between pieces (a scrape at 10,000 scenarios must not delay the schedule).
+PIECE_SCENARIOS = 250
+
+
+def _up(text: str, s: ScenarioSample) -> str:
+    return "" if s.up is None else f"monitord_scenario_up{{{text}}} {_number(s.up)}\n"
+
+
+def _failing(text: str, s: ScenarioSample) -> str:
+    return f"monitord_scenario_failing{{{text}}} {_number(int(s.failing))}\n"
+
+
+def _consecutive(text: str, s: ScenarioSample) -> str:
+    return f"monitord_scenario_consecutive_failures{{{text}}} {_number(s.consecutive_failures)}\n"
+
+
+def _runs(text: str, s: ScenarioSample) -> str:
+    return "".join(
+        f"monitord_scenario_runs_total{{{text}{result}}} {_number(count)}\n"
+        for result, count in zip(_RESULTS, s.runs, strict=True)
+        if result is not _SUPPRESSED or s.suppressible or count
+    )
+
+
+def _duration(text: str, s: ScenarioSample) -> str:
+    lines, total = [], 0
+    for le, count in zip(_LE, s.buckets, strict=True):
+        total += count
+        lines.append(f"monitord_scenario_duration_seconds_bucket{{{text}{le}}} {total}.0\n")
+    lines.append(f"monitord_scenario_duration_seconds_count{{{text}}} {total}.0\n")
+    lines.append(f"monitord_scenario_duration_seconds_sum{{{text}}} {_number(s.duration_sum)}\n")
+    return "".join(lines)
+
+
+def _last_run(text: str, s: ScenarioSample) -> str:
+    if s.last_run_s is None:
+        return ""
+    return f"monitord_scenario_last_run_timestamp_seconds{{{text}}} {_number(s.last_run_s)}\n"
+
+
+def _payloads(text: str, s: ScenarioSample) -> str:
+    if s.payloads is None:
+        return ""
+    return (
+        f'monitord_batch_payloads_total{{{text},result="success"}} {_number(s.payloads[0])}\n'
+        f'monitord_batch_payloads_total{{{text},result="failure"}} {_number(s.payloads[1])}\n'
+    )
+
+
+_FAMILIES: tuple[tuple[str, str, Callable[[str, ScenarioSample], str]], ...] = (
+    ("monitord_scenario_up", "gauge", _up),
+    ("monitord_scenario_failing", "gauge", _failing),
+    ("monitord_scenario_consecutive_failures", "gauge", _consecutive),
+    ("monitord_scenario_runs", "counter", _runs),
+    ("monitord_scenario_duration_seconds", "histogram", _duration),
+    ("monitord_scenario_last_run_timestamp_seconds", "gauge", _last_run),
+    ("monitord_batch_payloads", "counter", _payloads),
+)
+
+
+def _label_text(s: ScenarioSample) -> str:
+    return ",".join(
+        f'{key}="{_escape(value)}"' for key, value in zip(SCENARIO_LABELS, s.labels, strict=True)
+    )
+
+
+def scenario_pieces(samples: Sequence[ScenarioSample], *, openmetrics: bool) -> Iterator[str]:
+    """The per-scenario families of a scrape, in the exposition format asked for, in
+    pieces of at most ``PIECE_SCENARIOS`` scenarios (some pieces may be empty)."""
+    labels: list[str] = []
+    for start in range(0, len(samples), PIECE_SCENARIOS):
+        labels.extend(_label_text(s) for s in samples[start : start + PIECE_SCENARIOS])
+        yield ""
+    pairs = list(zip(labels, samples, strict=True))
+    for name, kind, lines_of in _FAMILIES:
+        shown = f"{name}_total" if kind == "counter" and not openmetrics else name
+        yield f"# HELP {shown} {_HELP[name]}\n# TYPE {shown} {kind}\n"
+        for start in range(0, len(pairs), PIECE_SCENARIOS):
+            yield "".join(lines_of(text, s) for text, s in pairs[start : start + PIECE_SCENARIOS])
 
 
 def render_scenarios(samples: Sequence[ScenarioSample], *, openmetrics: bool) -> str:
-    """The per-scenario families of a scrape, in the exposition format asked for."""
-    labels = [
-        ",".join(
-            f'{key}="{_escape(value)}"'
-            for key, value in zip(SCENARIO_LABELS, s.labels, strict=True)
-        )
-        for s in samples
-    ]
-    pairs = list(zip(labels, samples, strict=True))
-    lines: list[str] = []
-    _header(lines, "monitord_scenario_up", "gauge", openmetrics)
-    lines.extend(
-        f"monitord_scenario_up{{{text}}} {_number(s.up)}\n" for text, s in pairs if s.up is not None
-    )
-    _header(lines, "monitord_scenario_failing", "gauge", openmetrics)
-    lines.extend(
-        f"monitord_scenario_failing{{{text}}} {_number(int(s.failing))}\n" for text, s in pairs
-    )
-    _header(lines, "monitord_scenario_consecutive_failures", "gauge", openmetrics)
-    lines.extend(
-        f"monitord_scenario_consecutive_failures{{{text}}} {_number(s.consecutive_failures)}\n"
-        for text, s in pairs
-    )
-    _header(lines, "monitord_scenario_runs", "counter", openmetrics)
-    for text, s in pairs:
-        for result, count in zip(_RESULTS, s.runs, strict=True):
-            if result is _SUPPRESSED and not (s.suppressible or count):
-                continue
-            lines.append(f"monitord_scenario_runs_total{{{text}{result}}} {_number(count)}\n")
-    _header(lines, "monitord_scenario_duration_seconds", "histogram", openmetrics)
-    for text, s in pairs:
-        total = 0
-        for le, count in zip(_LE, s.buckets, strict=True):
-            total += count
-            lines.append(f"monitord_scenario_duration_seconds_bucket{{{text}{le}}} {total}.0\n")
-        lines.append(f"monitord_scenario_duration_seconds_count{{{text}}} {total}.0\n")
-        lines.append(
-            f"monitord_scenario_duration_seconds_sum{{{text}}} {_number(s.duration_sum)}\n"
-        )
-    _header(lines, "monitord_scenario_last_run_timestamp_seconds", "gauge", openmetrics)
-    lines.extend(
-        f"monitord_scenario_last_run_timestamp_seconds{{{text}}} {_number(s.last_run_s)}\n"
-        for text, s in pairs
-        if s.last_run_s is not None
-    )
-    _header(lines, "monitord_batch_payloads", "counter", openmetrics)
-    for text, s in pairs:
-        if s.payloads is not None:
-            lines.append(
-                f'monitord_batch_payloads_total{{{text},result="success"}}'
-                f" {_number(s.payloads[0])}\n"
-            )
-            lines.append(
-                f'monitord_batch_payloads_total{{{text},result="failure"}}'
-                f" {_number(s.payloads[1])}\n"
-            )
-    return "".join(lines)
+    """The per-scenario families of a scrape in one piece."""
+    return "".join(scenario_pieces(samples, openmetrics=openmetrics))

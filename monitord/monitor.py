@@ -33,6 +33,7 @@ from monitord.config.settings import Config
 from monitord.events.body import EventSettings
 from monitord.events.lifecycle import EventBook, combine
 from monitord.events.outbox import EventChange, Outbox, write_change
+from monitord.groupwrite import GroupWriter
 from monitord.logs import ScenarioLog
 from monitord.metrics import Metrics, RunStats, ScenarioSample
 from monitord.model import (
@@ -141,6 +142,7 @@ class Monitor:
         self._config = config
         self._environ = dict(environ)
         self._store = store
+        self._writer = GroupWriter(store)
         self._runner = runner
         self._metrics = metrics
         self._schedule_metrics = _ScheduleMetrics(metrics)
@@ -177,6 +179,7 @@ class Monitor:
 
     async def stop(self, grace_s: float) -> None:
         await self._scheduler.stop(grace_s)
+        self._writer.flush()
 
     @property
     def metrics(self) -> Metrics:
@@ -328,11 +331,14 @@ class Monitor:
         finally:
             entry.running = False
         self._record(entry, result)
+        await self._writer.written()  # a run ends once its result is on disk
         return result
 
     def _record(self, entry: Entry, result: Result, payload: BatchPayload | None = None) -> bool:
         """Take a result up: state, events (and a BATCH payload) in one transaction, then
-        counts and logs. False when the store could not record it."""
+        counts and logs. A result without event changes joins the loop pass's group write
+        (await ``self._writer.written()`` for it to be on disk). False when the store
+        could not record it."""
         scenario = entry.scenario
         scenario_log = ScenarioLog(log, scenario)
         _log_result(scenario_log, result)
@@ -343,12 +349,16 @@ class Monitor:
         change = EventChange()
         if transition is not None:
             change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
-        if not self._commit(
+        if transition is None:
+            self._writer.queue(scenario.id, state, payload)
+        elif self._commit(
             change,
             state=(scenario.id, state),
             payload=None if payload is None else (scenario.id, payload),
             announce=False,
         ):
+            self._writer.supersede(scenario.id, payload=payload is not None)
+        else:
             return False
         if payload is not None:
             entry.stats.observe_payload(result.outcome)
@@ -425,14 +435,14 @@ class Monitor:
         payload = BatchPayload(request_id, received_at, client, body, result)
         if self._entries.get(scenario_id) is not entry:
             raise UnknownScenarioError(scenario_id)  # removed while it was judged
-        if not self._record(entry, result, payload):
+        if not self._record(entry, result, payload) or not await self._writer.written():
             raise StoreError("the state store could not record the payload; send it again")
         entry.last_payload_at = received_at
         self._expectations.arrived(scenario_id, received_at)
         return Receipt(result, verdict.unreadable)
 
     def last_payload(self, scenario_id: str) -> BatchPayload | None:
-        return self._store.last_payload(scenario_id)
+        return self._writer.payload(scenario_id) or self._store.last_payload(scenario_id)
 
     def check_payload_deadlines(self, now: datetime | None = None) -> int:
         """Record a failure for every BATCH scenario whose payload is overdue; how many."""
@@ -474,6 +484,8 @@ class Monitor:
     ) -> bool:
         """Write a state change and its events in one transaction; then take the events up
         (and, with ``announce``, count and log them)."""
+        if forget:
+            self._writer.forget(forget)  # queued writes must not bring them back
         if not change and state is None and not forget:
             return True
         try:
@@ -690,15 +702,19 @@ def _timestamp(moment: datetime | None) -> str | None:
 
 
 def _log_result(scenario_log: ScenarioLog, result: Result) -> None:
+    failed = result.outcome is Outcome.FAILURE
+    # A line per passing run is noise at scale (and about a tenth of the CPU): DEBUG.
+    if not scenario_log.isEnabledFor(logging.WARNING if failed else logging.DEBUG):
+        return
     detail = f"{result.outcome.value} in {result.duration_ms:.1f} ms"
     if result.status_code is not None:
         detail += f" (status {result.status_code})"
     if result.reasons:
         detail += ": " + "; ".join(result.reasons)
-    if result.outcome is Outcome.FAILURE:
+    if failed:
         scenario_log.warning("%s", detail)
     else:
-        scenario_log.info("%s", detail)
+        scenario_log.debug("%s", detail)
 
 
 def _log_transition(scenario: Scenario, transition: Transition) -> None:

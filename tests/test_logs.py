@@ -59,3 +59,43 @@ def test_setting_up_twice_adds_the_filter_once(stream: io.StringIO) -> None:
     setup_logging("text", "INFO", stream)
     filters = logging.getLogger("aiohttp.server").filters
     assert sum(isinstance(f, ClientErrorFilter) for f in filters) == 1
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_a_passing_run_is_a_debug_line_and_a_failure_a_warning(level: str) -> None:
+    """At INFO (the daemon's default) only failed runs are logged; DEBUG adds the rest."""
+    from datetime import UTC, datetime
+
+    from monitord.logs import ScenarioLog
+    from monitord.model import Outcome, Result, ScenarioType
+    from monitord.monitor import _log_result
+    from tests.factories import api_scenario
+
+    root = logging.getLogger()
+    handlers, old_level = root.handlers[:], root.level
+    text = io.StringIO()
+    setup_logging("text", level, text)
+    try:
+        scenario = api_scenario("http://127.0.0.1:1/")
+        scenario_log = ScenarioLog(logging.getLogger("monitord.monitor"), scenario)
+        for outcome in (Outcome.SUCCESS, Outcome.SUPPRESSED, Outcome.FAILURE):
+            result = Result(
+                scenario_id=scenario.id,
+                scenario_name=scenario.name,
+                scenario_type=ScenarioType.API,
+                outcome=outcome,
+                reasons=("why",) if outcome is not Outcome.SUCCESS else (),
+                started_at=datetime.now(UTC),
+                duration_ms=1.5,
+            )
+            _log_result(scenario_log, result)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(old_level)
+    lines = text.getvalue().splitlines()
+    failure = [line for line in lines if "failure in 1.5 ms: why" in line]
+    assert len(failure) == 1
+    assert " WARNING " in failure[0]
+    quiet = [line for line in lines if "success in" in line or "suppressed in" in line]
+    assert len(quiet) == (2 if level == "DEBUG" else 0)
+    assert all(" DEBUG " in line for line in quiet)

@@ -544,3 +544,24 @@ def test_scenario_families_are_written_as_prometheus_client_writes_them(
     _, text, _ = scrape(Metrics(), [], {}, accept)
     start = text.index("# HELP monitord_scenario_up ")
     assert text[start:] == encoder(registry).decode("utf-8")
+
+
+def test_a_large_scrape_comes_in_pieces_of_a_few_hundred_scenarios() -> None:
+    """So the event loop runs between pieces: no piece holds more than PIECE_SCENARIOS
+    scenarios' lines, and the pieces joined are the whole exposition."""
+    from monitord.metrics import PIECE_SCENARIOS, render_scenarios, scenario_pieces
+
+    stats = RunStats()
+    stats.observe(result(Outcome.SUCCESS, 20.0))
+    count = PIECE_SCENARIOS * 2 + 7
+    samples = [sample((f"id-{n}", f"s{n}", "API", "k", "KOR"), stats) for n in range(count)]
+    pieces = list(scenario_pieces(samples, openmetrics=False))
+    assert "".join(pieces) == render_scenarios(samples, openmetrics=False)
+    for piece in pieces:
+        assert len({line.split('"')[1] for line in piece.splitlines() if "{" in line}) <= (
+            PIECE_SCENARIOS
+        )
+    failing = [p for p in pieces if p.startswith("monitord_scenario_failing{")]
+    assert [p.count("\n") for p in failing] == [PIECE_SCENARIOS, PIECE_SCENARIOS, 7]
+    body, _ = Metrics().render(samples, {ScenarioType.API: count}, None)
+    assert body.decode().endswith("".join(pieces))

@@ -1,0 +1,100 @@
+"""Group commit of run results on a real SQLite store: what one loop pass records is
+written together, waiters learn when it is on disk, and nothing stale overwrites newer
+data or brings back a removed scenario."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitord.groupwrite import GroupWriter
+from monitord.model import BatchPayload, Outcome
+from monitord.store import Store, put_state
+from monitord.tracker import ScenarioState, Status
+from tests.test_store import make_result
+
+
+def payload(request_id: str) -> BatchPayload:
+    moment = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    return BatchPayload(request_id, moment, "10.0.0.1", b"{}", make_result())
+
+
+def failing(count: int) -> ScenarioState:
+    return ScenarioState(Status.OK, count, None, None, make_result(Outcome.FAILURE))
+
+
+async def test_one_loop_pass_is_one_transaction_and_waiters_learn_when_it_is_on_disk(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = Store.open(path)
+    try:
+        writer = GroupWriter(store)
+        statements: list[str] = []  # the store's own connection, traced (observed only)
+        store._open_connection().set_trace_callback(statements.append)
+        for n in range(50):
+            writer.queue(f"s{n}", failing(n), payload(f"r{n}") if n % 2 else None)
+        writer.queue("s0", failing(99), None)  # the latest state of a scenario wins
+        waiter = writer.written()
+        assert store.load_states() == {}  # nothing on disk before the loop pass
+        assert writer.payload("s1") == payload("r1")  # but visible while waiting
+        assert await waiter is True
+        assert statements.count("COMMIT") == 1  # fifty results, one transaction
+        states = store.load_states()
+        assert len(states) == 50
+        assert states["s0"].consecutive_failures == 99
+        assert states["s49"].consecutive_failures == 49
+        assert store.last_payload("s49") == payload("r49")
+        assert store.last_payload("s48") is None
+        assert writer.payload("s1") is None
+        # Nothing queued: already written.
+        assert await writer.written() is True
+    finally:
+        store.close()
+
+
+async def test_superseded_and_forgotten_writes_are_dropped(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    try:
+        writer = GroupWriter(store)
+        writer.queue("newer", failing(1), payload("old"))
+        writer.queue("gone", failing(1), payload("gone"))
+        # A transition wrote a newer state (without a payload) on its own; then "gone"
+        # was removed by a reload.
+        with store.transaction() as connection:
+            put_state(connection, "newer", failing(2))
+        writer.supersede("newer", payload=False)
+        writer.forget(["gone"])
+        assert await writer.written() is True
+        assert {sid: s.consecutive_failures for sid, s in store.load_states().items()} == {
+            "newer": 2
+        }
+        assert store.last_payload("newer") == payload("old")  # the payload was not superseded
+        assert store.last_payload("gone") is None
+        writer.queue("newer", failing(3), payload("new"))
+        writer.supersede("newer", payload=True)
+        assert await writer.written() is True
+        assert store.last_payload("newer") == payload("old")
+    finally:
+        store.close()
+
+
+async def test_a_store_that_cannot_write_tells_every_waiter(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    writer = GroupWriter(store)
+    writer.queue("s", failing(1), payload("r"))
+    first, second = writer.written(), writer.written()
+    store.close()
+    assert await asyncio.gather(first, second) == [False, False]
+    # The next group starts afresh.
+    assert writer.payload("s") is None
+
+
+def test_without_a_running_loop_it_writes_at_once(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    try:
+        GroupWriter(store).queue("s", failing(4), None)
+        assert store.load_states()["s"].consecutive_failures == 4
+    finally:
+        store.close()
