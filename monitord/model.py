@@ -318,8 +318,8 @@ class BatchPayload:
 
 def format_timestamp(moment: datetime) -> str:
     """UTC, millisecond precision, ``Z`` suffix: ``2026-11-23T10:00:00.000Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat: several times faster than strftime, and four-digit years everywhere.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Clock(Protocol):
