@@ -34,6 +34,7 @@ from monitord.httpbase import (
     error_response,
     read_body,
 )
+from monitord.metrics import PIECE_SCENARIOS, ScenarioSample
 from monitord.monitor import NotRunnableError, UnknownScenarioError
 from monitord.store import StoreError
 
@@ -98,9 +99,13 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
         api.metrics.dead_letters.set(dead)
     except StoreError as exc:  # the other series are still worth a scrape
         log.error("outbox not counted for /metrics: %s", exc)
-    samples = api.monitor.samples()  # a snapshot, then written a few hundred scenarios
-    counts = api.monitor.counts_by_type()  # at a time with the loop running in between:
-    # a scrape of 10,000 scenarios must not hold up the schedule (nor, in a thread, the GIL).
+    # A snapshot taken, then written, a few hundred scenarios at a time with the loop
+    # running in between: a scrape of 10,000 scenarios must not hold up the schedule.
+    samples: list[ScenarioSample] = []
+    for part in api.monitor.sample_pieces(PIECE_SCENARIOS):
+        samples.extend(part)
+        await asyncio.sleep(0)
+    counts = api.monitor.counts_by_type()
     pieces, content_type = api.metrics.exposition(samples, counts, request.headers.get(hdrs.ACCEPT))
     written: list[bytes] = []
     for piece in pieces:

@@ -21,7 +21,7 @@ import hmac
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -555,8 +555,15 @@ class Monitor:
         return Counter(entry.scenario.type for entry in self._entries.values())
 
     def samples(self) -> list[ScenarioSample]:
+        return [sample for piece in self.sample_pieces(len(self._entries) or 1) for sample in piece]
+
+    def sample_pieces(self, size: int) -> Iterator[list[ScenarioSample]]:
+        """The scenarios' samples, ``size`` at a time (the caller may let the loop run
+        in between), of the scenarios loaded when the iteration began."""
         region = self._config.region
-        return [_sample(entry, region) for entry in self._entries.values()]
+        entries = list(self._entries.values())
+        for start in range(0, len(entries), size):
+            yield [_sample(entry, region) for entry in entries[start : start + size]]
 
     def describe(self) -> dict[str, Any]:
         """``GET /api/v1/scenarios``: every scenario with its state; numErrors = failing."""

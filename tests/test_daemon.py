@@ -6,6 +6,7 @@ Every wait polls with a deadline; nothing here depends on a fixed sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -659,12 +660,40 @@ async def test_the_daemon_speaks_the_notify_protocol(tmp_path: Path) -> None:
 
 
 async def test_a_sighup_while_starting_or_stopping_does_not_end_the_daemon(tmp_path: Path) -> None:
-    async with started(write_config(tmp_path)) as daemon:
-        await daemon.wait_line(r"listening on ")
-        daemon.signal(signal.SIGHUP)
-        await daemon.wait_line(r"running in region")
-        daemon.signal(signal.SIGTERM)
-        await daemon.wait_line("stopping:")
-        daemon.signal(signal.SIGHUP)
-        assert await daemon.exit_code() == 0
-    assert "monitord.daemon: stopped" in daemon.lines[-1]
+    # A target that accepts and never answers keeps a run in flight, so the daemon is
+    # still stopping (waiting for that run) when the second SIGHUP comes.
+    accepted = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        accepted.set()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = write_config(tmp_path)
+    (tmp_path / "s" / "held.yaml").write_text(
+        api_scenario("held", f"http://127.0.0.1:{port}/"), encoding="utf-8"
+    )
+    try:
+        async with started(config) as daemon:
+            await daemon.wait_line(r"listening on ")
+            daemon.signal(signal.SIGHUP)
+            await daemon.wait_line(r"running in region")
+            async with asyncio.timeout(15):
+                await accepted.wait()
+            daemon.signal(signal.SIGTERM)
+            await daemon.wait_line("stopping:")
+            daemon.signal(signal.SIGHUP)
+            for writer in held:  # now let the run in flight end
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            assert await daemon.exit_code() == 0
+        assert "monitord.daemon: stopped" in daemon.lines[-1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        for writer in held:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
