@@ -189,6 +189,8 @@ def measure(
         f"{len(p.intervals) - p.load} spread (power {p.power}) + {p.load} load scenarios,"
         f" window {window:.0f} s after {warmup_s:.0f} s warm-up"
     )
+    if p.spread_rate > SPREAD_SHARE * p.intended_rate:
+        setup += f"; the spread alone is {p.spread_rate:.0f}/s, over its share even at power 8"
     bucket_note = "upper bound of its histogram bucket"
     rows = [
         Row(

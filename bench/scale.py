@@ -165,9 +165,16 @@ def memory_rows(t: Targets, size: Size) -> list[Row]:
     rss: dict[int, int] = {}
     for n in (0, *size.memory):
         items = [api_scenario(f"mem-{i:06d}", t.http_url(), MEMORY_INTERVAL_S) for i in range(n)]
+        idle: list[float] = []
+        idle_size = 0
         with started(items) as (d, ready_s):
             time.sleep(size.settle_s)
             rss[n], peak = d.rss_bytes(), peak_rss_bytes(d.pid)
+            if n == size.startup:  # the same scrape on a daemon with no probe load
+                for _ in range(size.scrapes):
+                    start = time.monotonic()
+                    idle_size = len(d.get("/metrics"))
+                    idle.append(time.monotonic() - start)
         peak_note = "" if peak is None else f"peak {peak / MIB:.0f} MiB; "
         rows.append(
             Row(
@@ -203,6 +210,16 @@ def memory_rows(t: Targets, size: Size) -> list[Row]:
                 note="spawn to READY=1 (sd_notify)",
             )
         )
+        if idle:
+            rows.append(
+                Row(
+                    f"/metrics time, {n:,} idle scenarios",
+                    statistics.median(idle),
+                    "s",
+                    note=f"for comparison: no probe load, none has run yet ({idle_size / 1e6:.3g}"
+                    f" MB); each {', '.join(f'{x:.3f}' for x in idle)} s",
+                )
+            )
     return rows
 
 
