@@ -107,6 +107,21 @@ class Load:
     driver_cpu_s: float
     server_cpu_s: float = 0.0
 
+    @classmethod
+    def of(cls, got: dict[str, Any], driver_cpu_s: float) -> Load:
+        """A driver's JSON summary (either driver writes the same keys)."""
+        return cls(
+            requests=got["requests"],
+            good=got["good"],
+            non2xx=got["non2xx"],
+            bad_code=got["bad_code"],
+            socket_errors=got["socket_errors"],
+            duration_s=got["duration_us"] / 1e6,
+            p50_ms=got["p50_us"] / 1000,
+            p99_ms=got["p99_us"] / 1000,
+            driver_cpu_s=driver_cpu_s,
+        )
+
     @property
     def rate(self) -> float:
         return self.good / self.duration_s if self.duration_s else 0.0
@@ -224,17 +239,7 @@ def _wrk(base: str, paths: list[str], body: bytes, connections: int, seconds: in
     if done.returncode != 0 or line is None:
         raise MeasurementError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-300:]}")
     got = json.loads(line.removeprefix("BENCHJSON "))
-    return Load(
-        requests=got["requests"],
-        good=got["good"],
-        non2xx=got["non2xx"],
-        bad_code=got["bad_code"],
-        socket_errors=got["socket_errors"],
-        duration_s=got["duration_us"] / 1e6,
-        p50_ms=got["p50_us"] / 1000,
-        p99_ms=got["p99_us"] / 1000,
-        driver_cpu_s=driver_cpu,
-    )
+    return Load.of(got, driver_cpu)
 
 
 async def _drive(urls: list[str], body: bytes, connections: int, seconds: float) -> dict[str, Any]:
@@ -322,17 +327,7 @@ def _aiohttp(base: str, paths: list[str], body: bytes, connections: int, seconds
     if process.returncode != 0 or not out.strip():
         raise MeasurementError(f"aiohttp load client failed ({process.returncode})")
     got = json.loads(out.strip().splitlines()[-1])
-    return Load(
-        requests=got["requests"],
-        good=got["good"],
-        non2xx=got["non2xx"],
-        bad_code=got["bad_code"],
-        socket_errors=got["socket_errors"],
-        duration_s=got["duration_us"] / 1e6,
-        p50_ms=got["p50_us"] / 1000,
-        p99_ms=got["p99_us"] / 1000,
-        driver_cpu_s=driver_cpu,
-    )
+    return Load.of(got, driver_cpu)
 
 
 def _driver_name() -> str:
