@@ -85,10 +85,6 @@ def setup_logging(fmt: str = "text", level: str = "INFO", stream: Any = None) ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every job start at INFO, and a skipped run as a warning
-    # without the scenario's id; the daemon logs those itself, with it.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("apscheduler.scheduler").setLevel(max(logging.ERROR, root.level))
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, ClientErrorFilter) for f in server.filters):
         server.addFilter(ClientErrorFilter())

@@ -1,4 +1,5 @@
-"""When scenarios run: APScheduler 3.x with our own interval spread and cron trigger.
+"""When scenarios run: APScheduler 3.x triggers (our interval spread and cron) on
+the event loop's own timer heap.
 
 * Interval scenarios are phase-shifted by a stable fraction of their interval,
   derived from the scenario id, so many scenarios with the same interval do not
@@ -14,21 +15,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from apscheduler.events import (
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_SUBMITTED,
-    JobSubmissionEvent,
-)
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -40,6 +32,10 @@ log = logging.getLogger(__name__)
 PHASE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 RunScenario = Callable[[Scenario], Awaitable[None]]
+
+# A timer that fires this much before its slot by the wall clock (the clock was set
+# back while it waited) is set again rather than run early.
+EARLY_TOLERANCE = timedelta(milliseconds=1)
 
 
 def spread_offset(scenario_id: str, interval_s: int) -> float:
@@ -98,116 +94,137 @@ class ScheduleObserver(Protocol):
     def skipped(self, scenario: Scenario, slots: int) -> None: ...
 
 
-class Scheduler:
-    """Owns the APScheduler instance, the jobs (one per scenario) and the runs in flight.
+class _Job:
+    """One scheduled scenario: its trigger, its next slot and timer, its run in flight."""
 
-    APScheduler coalesces late runs into one and refuses a run while the previous
-    one is still going, but it reports neither as a count. The scheduler listens
-    to its submission events to measure lateness (start minus due time), to count
-    the slots that a coalesced run stands in for (missed), and the runs refused
-    because the previous one was still going (skipped).
+    __slots__ = ("last_due", "next_due", "scenario", "task", "timer", "trigger")
+
+    def __init__(self, scenario: Scenario, trigger: BaseTrigger) -> None:
+        self.scenario = scenario
+        self.trigger = trigger
+        self.next_due: datetime | None = None  # None: not armed yet, or the schedule ended
+        self.last_due: datetime | None = None  # the latest slot served or skipped
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class Scheduler:
+    """One timer on the event loop per scheduled scenario; APScheduler's triggers say when.
+
+    The loop's own timer heap does the waiting, so a due run costs one timer callback
+    and one task. (APScheduler's scheduler, with its job store, executor and events,
+    cost about a sixth of the daemon's CPU at a thousand runs a second.) A slot that
+    comes while the scenario's previous run is still going is skipped and counted; a
+    loop that wakes late runs the scenario once and counts the slots it stands in for
+    as missed; lateness is the run's start minus the first slot it stands in for.
     """
 
     def __init__(self, run: RunScenario, observer: ScheduleObserver) -> None:
         self._run = run
         self._observer = observer
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
-        self._scheduler.add_listener(self._on_refused, EVENT_JOB_MAX_INSTANCES)
-        self._scenarios: dict[str, Scenario] = {}
-        self._triggers: dict[str, BaseTrigger] = {}
-        self._last_due: dict[str, datetime] = {}  # the latest slot each job stood for
-        self._due: dict[str, datetime] = {}  # submitted, not yet started
-        self._running: set[asyncio.Task[Any]] = set()
+        self._jobs: dict[str, _Job] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> bool:
-        return bool(self._scheduler.running) and self._scheduler.state == STATE_RUNNING
+        return self._loop is not None and not self._stopped
 
     def start(self) -> None:
-        self._scheduler.start()
+        """Start on the running loop and arm every job scheduled so far."""
+        self._loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        for job in self._jobs.values():
+            self._arm(job, job.trigger.get_next_fire_time(None, now), now)
 
     def schedule(self, scenario: Scenario) -> bool:
         """Schedule ``scenario`` (replacing its previous job); False if it has no schedule."""
+        previous = self._jobs.get(scenario.id)
         self.unschedule(scenario.id)
         trigger = trigger_for(scenario)
         if trigger is None:
             return False
-        self._scenarios[scenario.id] = scenario
-        self._triggers[scenario.id] = trigger
-        self._scheduler.add_job(
-            self._run_one,
-            trigger,
-            args=(scenario,),
-            id=scenario.id,
-            name=scenario.name,
-            max_instances=1,  # never two runs of one scenario at once
-            coalesce=True,  # a late run runs once, not once per missed slot
-            misfire_grace_time=None,  # and it runs however late it is
-            replace_existing=True,
-        )
+        job = self._jobs[scenario.id] = _Job(scenario, trigger)
+        if previous is not None:
+            job.task = previous.task  # its run in flight still makes the next slot skip
+        if self.running:
+            now = datetime.now(UTC)
+            self._arm(job, trigger.get_next_fire_time(None, now), now)
         return True
 
     def unschedule(self, scenario_id: str) -> None:
-        if self._scenarios.pop(scenario_id, None) is None:
-            return
-        self._triggers.pop(scenario_id, None)
-        self._last_due.pop(scenario_id, None)
-        self._due.pop(scenario_id, None)
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.remove_job(scenario_id)
+        job = self._jobs.pop(scenario_id, None)
+        if job is not None:
+            job.disarm()  # a run in flight finishes; stop() still waits for it
 
     def next_run(self, scenario_id: str) -> datetime | None:
-        job = self._scheduler.get_job(scenario_id) if scenario_id in self._scenarios else None
-        # A job added before start() has no next run time until the scheduler starts.
-        return None if job is None else getattr(job, "next_run_time", None)
+        job = self._jobs.get(scenario_id)
+        return None if job is None else job.next_due
 
-    def _on_submitted(self, event: JobSubmissionEvent) -> None:
-        # A coalesced run stands in for every slot since the previous one, and APScheduler
-        # reports only the last: the run is as late as the first slot it stands in for.
-        self._due[event.job_id] = self._passed(event)
+    def _arm(self, job: _Job, due: datetime | None, now: datetime) -> None:
+        job.next_due = due
+        if due is None or self._loop is None or self._stopped:
+            return
+        delay = max((due - now).total_seconds(), 0.0)
+        job.timer = self._loop.call_later(delay, self._fire, job)
 
-    def _on_refused(self, event: JobSubmissionEvent) -> None:
-        self._passed(event)
-        scenario = self._scenarios.get(event.job_id)
-        if scenario is not None:
-            self._observer.skipped(scenario, 1)
+    def _fire(self, job: _Job) -> None:
+        job.timer = None
+        due, loop = job.next_due, self._loop
+        if due is None or loop is None or self._jobs.get(job.scenario.id) is not job:
+            return
+        now = datetime.now(UTC)
+        if due > now + EARLY_TOLERANCE:  # the wall clock was set back while we waited
+            self._arm(job, due, now)
+            return
+        try:
+            latest, following = due, job.trigger.get_next_fire_time(due, now)
+            while following is not None and following <= now:  # the loop woke late
+                latest, following = following, job.trigger.get_next_fire_time(following, now)
+            first = self._passed(job, latest)
+        except Exception:  # a trigger is our code: log its bug, never kill the loop's callback
+            log.exception("schedule of scenario %s failed; it will not run again", job.scenario.id)
+            job.next_due = None
+            return
+        if job.task is not None and not job.task.done():
+            self._observer.skipped(job.scenario, 1)
+        else:
+            task = loop.create_task(self._run_one(job.scenario, first))
+            job.task = task
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        self._arm(job, following, now)
 
-    def _passed(self, event: JobSubmissionEvent) -> datetime:
-        """Note the slot ``event`` stands for; report the slots before it that passed
+    def _passed(self, job: _Job, due: datetime) -> datetime:
+        """Note the slot ``due`` as served; report the slots before it that passed
         unserved (missed); return the first slot since the previous one."""
-        due: datetime = event.scheduled_run_times[-1]
-        previous = self._last_due.get(event.job_id)
-        self._last_due[event.job_id] = due
-        scenario = self._scenarios.get(event.job_id)
-        trigger = self._triggers.get(event.job_id)
-        if previous is None or scenario is None or trigger is None:
+        previous, job.last_due = job.last_due, due
+        if previous is None:
             return due
-        first, missed = slots_since(trigger, previous, due)
+        first, missed = slots_since(job.trigger, previous, due)
         if missed:
-            self._observer.missed(scenario, missed)
+            self._observer.missed(job.scenario, missed)
         return first
 
-    async def _run_one(self, scenario: Scenario) -> None:
-        due = self._due.pop(scenario.id, None)
-        if due is not None:
-            lateness = (datetime.now(UTC) - due).total_seconds()
-            self._observer.started(scenario, max(lateness, 0.0))
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
+    async def _run_one(self, scenario: Scenario, due: datetime) -> None:
+        lateness = (datetime.now(UTC) - due).total_seconds()
+        self._observer.started(scenario, max(lateness, 0.0))
         try:
             await self._run(scenario)
         except Exception:  # the run function records its own failures; this is a bug guard
             log.exception("run of scenario %s raised", scenario.id)
-        finally:
-            if task is not None:
-                self._running.discard(task)
 
     async def stop(self, grace_s: float) -> None:
         """Stop scheduling, let runs in flight finish for up to ``grace_s``, then stop."""
-        if self._scheduler.running:
-            self._scheduler.pause()
+        self._stopped = True
+        for job in self._jobs.values():
+            job.disarm()
         running = list(self._running)
         if running:
             _, pending = await asyncio.wait(running, timeout=grace_s)
@@ -216,8 +233,6 @@ class Scheduler:
             if pending:
                 log.warning("cancelled %d runs still going after %.0f s", len(pending), grace_s)
                 await asyncio.wait(pending, timeout=1.0)
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
 
 
 # Counting missed slots steps through the schedule; past this many it stops counting.

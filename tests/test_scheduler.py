@@ -73,7 +73,7 @@ def test_a_cron_that_runs_out_ends_instead_of_raising() -> None:
     assert trigger.get_next_fire_time(last, last) is None
 
 
-# --- the Scheduler on the real event loop with the real APScheduler ------------------
+# --- the Scheduler on the real event loop ------------------------------------------------
 
 
 class Recorder:
@@ -152,7 +152,7 @@ async def started_scheduler(run: Runs, observer: Recorder) -> AsyncIterator[Sche
         yield scheduler
     finally:
         await scheduler.stop(0.2)
-        await asyncio.sleep(0)  # APScheduler's shutdown is a callback on the loop
+        await asyncio.sleep(0)  # let cancelled runs finish unwinding
 
 
 async def test_interval_scenario_runs_every_interval_on_time() -> None:
@@ -228,6 +228,42 @@ async def test_scheduling_the_same_id_again_replaces_the_job() -> None:
         assert [s.name for s, _, _ in run.started] == ["after"] * len(run)
         first, second = (mono for _, _, mono in run.started[:2])
         assert second - first > 0.5
+
+
+async def test_a_replaced_job_waits_for_the_run_of_its_previous_definition() -> None:
+    run, observer = Runs(seconds=1.6), Recorder()
+    scenario = every_second(name="before")
+    async with started_scheduler(run, observer) as scheduler:
+        scheduler.schedule(scenario)
+        await until(lambda: len(run) >= 1)
+        scheduler.schedule(replace(scenario, name="after"))
+        # The old definition's run is still going: the new job's first slot skips.
+        await until(lambda: len(observer.skips) >= 1, seconds=3)
+        assert run.max_in_flight == 1
+        await until(lambda: len(run) >= 2, seconds=4)
+        assert [s.name for s, _, _ in run.started[:2]] == ["before", "after"]
+        assert run.max_in_flight == 1
+
+
+async def test_many_scenarios_each_run_once_per_slot() -> None:
+    run, observer = Runs(), Recorder()
+    base = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=1))
+    scenarios = [replace(base, id=str(uuid.uuid4())) for _ in range(500)]
+    async with started_scheduler(run, observer) as scheduler:
+        for scenario in scenarios:
+            scheduler.schedule(scenario)
+        began = time.monotonic()
+        await until(lambda: len(run) >= 1000, seconds=5)
+        elapsed = time.monotonic() - began
+    counts: dict[str, int] = {}
+    for scenario, _, _ in run.started:
+        counts[scenario.id] = counts.get(scenario.id, 0) + 1
+    # Every scenario ran, none more often than its slots allow.
+    assert set(counts) == {s.id for s in scenarios}
+    assert max(counts.values()) <= int(elapsed) + 2
+    assert observer.misses == []
+    assert observer.skips == []
+    assert len(observer.starts) == len(run)
 
 
 async def test_unschedule_stops_the_runs() -> None:
@@ -325,7 +361,7 @@ def test_slots_since_cron_slots() -> None:
 # --- cron across DST, through the trigger, with a controlled clock ------------------------
 # Europe/Berlin springs forward on 2026-03-29 (02:00 CET -> 03:00 CEST) and falls back on
 # 2026-10-25 (03:00 CEST -> 02:00 CET). Each step passes the previous fire time and an
-# explicit "now", as APScheduler does.
+# explicit "now", as the scheduler does.
 
 BERLIN = "Europe/Berlin"
 
@@ -335,7 +371,7 @@ def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
 
 
 def trigger_fires(trigger: CronTrigger, now: datetime, count: int) -> list[datetime]:
-    """Fire times as APScheduler asks for them: first from ``now``, then from the last fire."""
+    """Fire times as the scheduler asks for them: first from ``now``, then from the last fire."""
     fires: list[datetime] = []
     previous: datetime | None = None
     for _ in range(count):
@@ -403,7 +439,7 @@ def test_trigger_fall_back_hourly_has_no_duplicate_and_skips_only_the_repeated_h
 
 
 def test_trigger_steps_from_the_previous_fire_not_from_now() -> None:
-    # APScheduler enumerates the slots a late run missed by passing the previous fire and
+    # The scheduler enumerates the slots a late run missed by passing the previous fire and
     # a later "now"; the trigger must answer the slot after the previous fire.
     trigger = berlin("0 * * * *")
     later = utc(10, 25, 6)
