@@ -8,6 +8,11 @@ transaction holding it has committed, normally within the same loop pass.
 
 Results with event changes are not grouped: they are written at once, state and
 outbox together, by the monitor (``supersede`` then drops what they replace).
+
+A state that differs from the one on disk only in its last result may be *deferred*:
+kept here and written with the scenario's next queued state, or by the final flush at
+stop. The monitor defers for a few seconds at most (``monitor.RESULT_SAVE_PERIOD_S``),
+so a healthy fleet on short intervals does not write a row per run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class GroupWriter:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._states: dict[str, ScenarioState] = {}
+        self._deferred: dict[str, ScenarioState] = {}
         self._payloads: dict[str, BatchPayload] = {}
         self._waiting: list[asyncio.Future[bool]] = []
         self._scheduled = False
@@ -33,6 +39,7 @@ class GroupWriter:
     def queue(self, scenario_id: str, state: ScenarioState, payload: BatchPayload | None) -> None:
         """Write ``state`` (and ``payload``) with the next group; the latest per scenario."""
         self._states[scenario_id] = state
+        self._deferred.pop(scenario_id, None)
         if payload is not None:
             self._payloads[scenario_id] = payload
         if self._scheduled:
@@ -45,10 +52,16 @@ class GroupWriter:
         self._scheduled = True
         loop.call_soon(self.flush)
 
+    def defer(self, scenario_id: str, state: ScenarioState) -> None:
+        """Keep ``state`` (whose status and counts are those on disk) until the scenario's
+        next queued state, or the final flush, writes it."""
+        self._deferred[scenario_id] = state
+
     def supersede(self, scenario_id: str, *, payload: bool) -> None:
         """A newer state (and, with ``payload``, a newer payload) of the scenario has just
         been written on its own: the queued ones must not overwrite it."""
         self._states.pop(scenario_id, None)
+        self._deferred.pop(scenario_id, None)
         if payload:
             self._payloads.pop(scenario_id, None)
 
@@ -56,6 +69,7 @@ class GroupWriter:
         """Removed scenarios: nothing of theirs may be written after their removal."""
         for scenario_id in scenario_ids:
             self._states.pop(scenario_id, None)
+            self._deferred.pop(scenario_id, None)
             self._payloads.pop(scenario_id, None)
 
     def payload(self, scenario_id: str) -> BatchPayload | None:
@@ -72,11 +86,15 @@ class GroupWriter:
             self._waiting.append(future)
         return future
 
-    def flush(self) -> bool:
-        """Write everything queued in one transaction; tell the waiters how it went."""
+    def flush(self, *, deferred: bool = False) -> bool:
+        """Write everything queued (with ``deferred``, the deferred states too) in one
+        transaction; tell the waiters how it went."""
         self._scheduled = False
         states, payloads, waiting = self._states, self._payloads, self._waiting
         self._states, self._payloads, self._waiting = {}, {}, []
+        if deferred:
+            states = self._deferred | states
+            self._deferred = {}
         ok = True
         if states or payloads:
             try:

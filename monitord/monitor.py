@@ -77,8 +77,13 @@ class Receipt:
     unreadable: str | None = None
 
 
+# A result that leaves a scenario's status and counts as they are on disk is written at
+# most this often per scenario (and at stop): its last result is all that changed.
+RESULT_SAVE_PERIOD_S = 10.0
+
+
 class Entry:
-    __slots__ = ("last_payload_at", "running", "scenario", "state", "stats")
+    __slots__ = ("last_payload_at", "running", "saved_at", "scenario", "state", "stats")
 
     def __init__(self, scenario: Scenario, state: ScenarioState) -> None:
         self.scenario = scenario
@@ -86,6 +91,17 @@ class Entry:
         self.stats = RunStats()
         self.running = False
         self.last_payload_at: datetime | None = None  # BATCH: when the last payload came
+        self.saved_at = float("-inf")  # monotonic time its state was last written
+
+
+def same_standing(before: ScenarioState, after: ScenarioState) -> bool:
+    """Whether the two states differ in nothing but their last result."""
+    return (
+        before.status is after.status
+        and before.consecutive_failures == after.consecutive_failures
+        and before.failing_since == after.failing_since
+        and before.opened_kind is after.opened_kind
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +195,7 @@ class Monitor:
 
     async def stop(self, grace_s: float) -> None:
         await self._scheduler.stop(grace_s)
-        self._writer.flush()
+        self._writer.flush(deferred=True)
 
     @property
     def metrics(self) -> Metrics:
@@ -349,8 +365,17 @@ class Monitor:
         change = EventChange()
         if transition is not None:
             change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
-        if transition is None:
+        now = time.monotonic()
+        if (
+            transition is None
+            and payload is None
+            and now < entry.saved_at + RESULT_SAVE_PERIOD_S
+            and same_standing(entry.state, state)
+        ):
+            self._writer.defer(scenario.id, state)
+        elif transition is None:
             self._writer.queue(scenario.id, state, payload)
+            entry.saved_at = now
         elif self._commit(
             change,
             state=(scenario.id, state),
@@ -358,6 +383,7 @@ class Monitor:
             announce=False,
         ):
             self._writer.supersede(scenario.id, payload=payload is not None)
+            entry.saved_at = now
         else:
             return False
         if payload is not None:

@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -418,6 +419,49 @@ async def test_error_limit_failing_and_recovery_through_the_api(tmp_path: Path) 
             (three,) = listed["scenarios"]
             assert (three["state"], three["consecutiveFailures"]) == ("ok", 0)
             assert three["failingSince"] is None
+
+
+def saved_rows(tmp_path: Path) -> dict[str, tuple[int, str | None]]:
+    """(consecutive failures, startedAt of the last result) per scenario, as on disk,
+    read through a connection of its own."""
+    connection = sqlite3.connect(tmp_path / "state.sqlite3")
+    try:
+        rows = connection.execute(
+            "SELECT scenario_id, consecutive_failures, last_result FROM scenario_state"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {
+        sid: (count, json.loads(last)["startedAt"] if last else None) for sid, count, last in rows
+    }
+
+
+async def test_an_unchanged_standing_saves_its_result_once_per_period_and_at_stop(
+    tmp_path: Path,
+) -> None:
+    async with web_target() as target:
+        (tmp_path / "s").mkdir()
+        (tmp_path / "s" / "shop.yaml").write_text(api_yaml("shop", target.url("/json")))
+        async with running_app(tmp_path) as app:
+            sid = (await app.scenario("shop"))["scenarioId"]
+            first = await app.run(sid)  # the first result of this process is written
+            assert saved_rows(tmp_path) == {sid: (0, first["startedAt"])}
+            second = await app.run(sid)  # still OK with no failures: only kept in memory
+            assert second["startedAt"] != first["startedAt"]
+            assert (await app.scenario("shop"))["lastResult"] == second
+            assert saved_rows(tmp_path) == {sid: (0, first["startedAt"])}
+        assert saved_rows(tmp_path) == {sid: (0, second["startedAt"])}  # written at stop
+
+
+async def test_every_change_of_the_failure_count_is_saved_at_once(tmp_path: Path) -> None:
+    with late_listener() as (address, _):
+        (tmp_path / "s").mkdir()
+        (tmp_path / "s" / "gw.yaml").write_text(tcp_yaml("gateway", address.port, error_limit=3))
+        async with running_app(tmp_path) as app:
+            sid = (await app.scenario("gateway"))["scenarioId"]
+            for count in (1, 2, 3):
+                result = await app.run(sid)
+                assert saved_rows(tmp_path) == {sid: (count, result["startedAt"])}
 
 
 async def test_one_scenario_by_id_and_404_json_for_an_unknown_id(tmp_path: Path) -> None:

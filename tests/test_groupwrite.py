@@ -98,3 +98,28 @@ def test_without_a_running_loop_it_writes_at_once(tmp_path: Path) -> None:
         assert store.load_states()["s"].consecutive_failures == 4
     finally:
         store.close()
+
+
+async def test_deferred_states_wait_for_the_next_queued_one_or_the_final_flush(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    try:
+        writer = GroupWriter(store)
+        for sid in ("kept", "replaced", "gone", "superseded"):
+            writer.defer(sid, failing(1))
+        assert await writer.written() is True  # nothing queued: nothing to wait for
+        assert store.load_states() == {}
+        writer.queue("replaced", failing(2), None)  # the queued state replaces the deferred
+        writer.forget(["gone"])
+        writer.supersede("superseded", payload=False)
+        assert await writer.written() is True
+        assert {sid: s.consecutive_failures for sid, s in store.load_states().items()} == {
+            "replaced": 2
+        }
+        assert writer.flush(deferred=True) is True
+        counts = {sid: s.consecutive_failures for sid, s in store.load_states().items()}
+        assert counts == {"replaced": 2, "kept": 1}
+        assert writer.flush(deferred=True) is True  # written once, then no longer held
+    finally:
+        store.close()
