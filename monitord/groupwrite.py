@@ -76,11 +76,16 @@ class GroupWriter:
         """A payload still waiting for its group, if any."""
         return self._payloads.get(scenario_id)
 
+    @property
+    def queued(self) -> bool:
+        """Whether anything waits for the next group (what ``written()`` would wait for)."""
+        return bool(self._states or self._payloads)
+
     def written(self) -> asyncio.Future[bool]:
         """Resolves once what is queued now is on disk: True, or False when the store
         could not write it."""
         future = asyncio.get_running_loop().create_future()
-        if not self._states and not self._payloads:
+        if not self.queued:
             future.set_result(True)
         else:
             self._waiting.append(future)

@@ -347,7 +347,8 @@ class Monitor:
         finally:
             entry.running = False
         self._record(entry, result)
-        await self._writer.written()  # a run ends once its result is on disk
+        if self._writer.queued:
+            await self._writer.written()  # a run ends once its result is on disk
         return result
 
     def _record(self, entry: Entry, result: Result, payload: BatchPayload | None = None) -> bool:

@@ -36,10 +36,12 @@ async def test_one_loop_pass_is_one_transaction_and_waiters_learn_when_it_is_on_
         for n in range(50):
             writer.queue(f"s{n}", failing(n), payload(f"r{n}") if n % 2 else None)
         writer.queue("s0", failing(99), None)  # the latest state of a scenario wins
+        assert writer.queued
         waiter = writer.written()
         assert store.load_states() == {}  # nothing on disk before the loop pass
         assert writer.payload("s1") == payload("r1")  # but visible while waiting
         assert await waiter is True
+        assert not writer.queued
         assert statements.count("COMMIT") == 1  # fifty results, one transaction
         states = store.load_states()
         assert len(states) == 50
@@ -108,6 +110,7 @@ async def test_deferred_states_wait_for_the_next_queued_one_or_the_final_flush(
         writer = GroupWriter(store)
         for sid in ("kept", "replaced", "gone", "superseded"):
             writer.defer(sid, failing(1))
+        assert not writer.queued
         assert await writer.written() is True  # nothing queued: nothing to wait for
         assert store.load_states() == {}
         writer.queue("replaced", failing(2), None)  # the queued state replaces the deferred

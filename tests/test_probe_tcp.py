@@ -304,3 +304,26 @@ async def test_a_literal_ip_is_not_sent_to_the_resolver_thread(host: str) -> Non
     assert (address.family, address.host, address.port) == (family, host, 80)
     with pytest.raises(RuntimeError):
         await resolve("localhost", 80, socket.SOCK_STREAM)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1", "0.0.0.0", "::", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "::1%1",
+        "1.2.3", "01.2.3.4", "1.2.3.04", "256.1.1.1", "0x7f.1.1.1", " 1.2.3.4", "1.2.3.4 ",
+        "1.2.3.4%x", "fe80::1%", "::1%%", "%eth0", "[::1]", "1::2::3", "1.2.3.4\x00",
+        "\uff11.2.3.4", "", "example.com",
+    ],
+)  # fmt: skip
+def test_literal_ips_are_told_apart_as_the_ipaddress_module_does(host: str) -> None:
+    import ipaddress
+
+    from monitord.probes._streams import numeric_address
+
+    try:
+        version: int | None = ipaddress.ip_address(host).version
+    except ValueError:
+        version = None
+    expected = {None: None, 4: socket.AF_INET, 6: socket.AF_INET6}[version]
+    found = numeric_address(host, 80)
+    assert (None if found is None else found.family) == expected

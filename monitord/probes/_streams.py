@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from contextlib import suppress
 from typing import NamedTuple
@@ -31,12 +30,17 @@ def numeric_address(host: str, port: int) -> Address | None:
     """``host`` as an address when it is a literal IP (with an IPv6 zone, if any), else
     None. asyncio's getaddrinfo always goes through a worker thread, which for a literal
     IP costs more than the whole check it serves."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
+    address, percent, zone = host.partition("%")
+    if percent and (not zone or "%" in zone):
         return None
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    return Address(family, host, port)
+    # inet_pton, not the ipaddress module: the same strict forms, a tenth of the cost.
+    for family in (socket.AF_INET6,) if percent else (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, address)
+        except (OSError, ValueError):  # ValueError: an embedded NUL
+            continue
+        return Address(family, host, port)
+    return None
 
 
 async def resolve(host: str, port: int, kind: socket.SocketKind) -> list[Address]:
