@@ -9,10 +9,12 @@ transaction holding it has committed, normally within the same loop pass.
 Results with event changes are not grouped: they are written at once, state and
 outbox together, by the monitor (``supersede`` then drops what they replace).
 
-A state that differs from the one on disk only in its last result may be *deferred*:
-kept here and written with the scenario's next queued state, or by the final flush at
-stop. The monitor defers for a few seconds at most (``monitor.RESULT_SAVE_PERIOD_S``),
-so a healthy fleet on short intervals does not write a row per run.
+A state that differs from the one on disk only in its last result need not be written
+at once. ``later`` writes it within a second, with whatever group comes by then, and
+nobody waits for it; ``defer`` keeps it until the scenario's next write, or the final
+flush at stop. The monitor defers such states for a few seconds
+(``monitor.RESULT_SAVE_PERIOD_S``), so a healthy fleet on short intervals writes a
+row per scenario now and then, many to a transaction, not a row per run.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from monitord.tracker import ScenarioState
 
 log = logging.getLogger(__name__)
 
+# How long a state written ``later`` may wait for a group.
+LATER_S = 1.0
+
 
 class GroupWriter:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._states: dict[str, ScenarioState] = {}
+        self._later: dict[str, ScenarioState] = {}
+        self._later_timer: asyncio.TimerHandle | None = None
         self._deferred: dict[str, ScenarioState] = {}
         self._payloads: dict[str, BatchPayload] = {}
         self._waiting: list[asyncio.Future[bool]] = []
@@ -39,6 +46,7 @@ class GroupWriter:
     def queue(self, scenario_id: str, state: ScenarioState, payload: BatchPayload | None) -> None:
         """Write ``state`` (and ``payload``) with the next group; the latest per scenario."""
         self._states[scenario_id] = state
+        self._later.pop(scenario_id, None)
         self._deferred.pop(scenario_id, None)
         if payload is not None:
             self._payloads[scenario_id] = payload
@@ -52,15 +60,33 @@ class GroupWriter:
         self._scheduled = True
         loop.call_soon(self.flush)
 
+    def later(self, scenario_id: str, state: ScenarioState) -> None:
+        """Write ``state`` within ``LATER_S``, with whatever group comes by then; nobody
+        waits for it."""
+        self._deferred.pop(scenario_id, None)
+        self._later[scenario_id] = state
+        if self._later_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (start-up, tests): write at once
+            self.flush()
+            return
+        self._later_timer = loop.call_later(LATER_S, self._flush_later)
+
     def defer(self, scenario_id: str, state: ScenarioState) -> None:
         """Keep ``state`` (whose status and counts are those on disk) until the scenario's
-        next queued state, or the final flush, writes it."""
-        self._deferred[scenario_id] = state
+        next write, or the final flush, writes it."""
+        if scenario_id in self._later:
+            self._later[scenario_id] = state  # already on its way: the newest goes
+        else:
+            self._deferred[scenario_id] = state
 
     def supersede(self, scenario_id: str, *, payload: bool) -> None:
         """A newer state (and, with ``payload``, a newer payload) of the scenario has just
         been written on its own: the queued ones must not overwrite it."""
         self._states.pop(scenario_id, None)
+        self._later.pop(scenario_id, None)
         self._deferred.pop(scenario_id, None)
         if payload:
             self._payloads.pop(scenario_id, None)
@@ -69,6 +95,7 @@ class GroupWriter:
         """Removed scenarios: nothing of theirs may be written after their removal."""
         for scenario_id in scenario_ids:
             self._states.pop(scenario_id, None)
+            self._later.pop(scenario_id, None)
             self._deferred.pop(scenario_id, None)
             self._payloads.pop(scenario_id, None)
 
@@ -92,11 +119,11 @@ class GroupWriter:
         return future
 
     def flush(self, *, deferred: bool = False) -> bool:
-        """Write everything queued (with ``deferred``, the deferred states too) in one
-        transaction; tell the waiters how it went."""
+        """Write everything queued and everything for ``later`` (with ``deferred``, the
+        deferred states too) in one transaction; tell the waiters how it went."""
         self._scheduled = False
-        states, payloads, waiting = self._states, self._payloads, self._waiting
-        self._states, self._payloads, self._waiting = {}, {}, []
+        states, payloads, waiting = self._later | self._states, self._payloads, self._waiting
+        self._states, self._later, self._payloads, self._waiting = {}, {}, {}, []
         if deferred:
             states = self._deferred | states
             self._deferred = {}
@@ -117,3 +144,8 @@ class GroupWriter:
             if not future.done():
                 future.set_result(ok)
         return ok
+
+    def _flush_later(self) -> None:
+        self._later_timer = None
+        if self._later:
+            self.flush()

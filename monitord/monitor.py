@@ -91,7 +91,9 @@ class Entry:
         self.stats = RunStats()
         self.running = False
         self.last_payload_at: datetime | None = None  # BATCH: when the last payload came
-        self.saved_at = float("-inf")  # monotonic time its state was last written
+        # When its state was last written (monotonic); a state taken up from the store
+        # counts as written.
+        self.saved_at = time.monotonic()
 
 
 def same_standing(before: ScenarioState, after: ScenarioState) -> bool:
@@ -367,13 +369,12 @@ class Monitor:
         if transition is not None:
             change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
         now = time.monotonic()
-        if (
-            transition is None
-            and payload is None
-            and now < entry.saved_at + RESULT_SAVE_PERIOD_S
-            and same_standing(entry.state, state)
-        ):
-            self._writer.defer(scenario.id, state)
+        if transition is None and payload is None and same_standing(entry.state, state):
+            if now < entry.saved_at + RESULT_SAVE_PERIOD_S:
+                self._writer.defer(scenario.id, state)
+            else:
+                self._writer.later(scenario.id, state)
+                entry.saved_at = now
         elif transition is None:
             self._writer.queue(scenario.id, state, payload)
             entry.saved_at = now

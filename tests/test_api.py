@@ -30,6 +30,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitord import monitor as monitor_module
 from monitord.api import build_app
 from monitord.config.settings import load_config
 from monitord.heartbeat import STUCK_AFTER_S, Heartbeat
@@ -451,6 +452,22 @@ async def test_an_unchanged_standing_saves_its_result_once_per_period_and_at_sto
             assert (await app.scenario("shop"))["lastResult"] == second
             assert saved_rows(tmp_path) == {sid: (0, first["startedAt"])}
         assert saved_rows(tmp_path) == {sid: (0, second["startedAt"])}  # written at stop
+
+
+async def test_an_unchanged_standing_past_its_period_is_saved_within_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(monitor_module, "RESULT_SAVE_PERIOD_S", 0.0)
+    async with web_target() as target:
+        (tmp_path / "s").mkdir()
+        (tmp_path / "s" / "shop.yaml").write_text(api_yaml("shop", target.url("/json")))
+        async with running_app(tmp_path) as app:
+            sid = (await app.scenario("shop"))["scenarioId"]
+            await app.run(sid)
+            second = await app.run(sid)
+            async with asyncio.timeout(DEADLINE_S):
+                while saved_rows(tmp_path) != {sid: (0, second["startedAt"])}:
+                    await asyncio.sleep(0.02)
 
 
 async def test_every_change_of_the_failure_count_is_saved_at_once(tmp_path: Path) -> None:

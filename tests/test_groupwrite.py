@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitord.groupwrite import GroupWriter
+from monitord.groupwrite import LATER_S, GroupWriter
 from monitord.model import BatchPayload, Outcome
 from monitord.store import Store, put_state
 from monitord.tracker import ScenarioState, Status
@@ -124,5 +124,35 @@ async def test_deferred_states_wait_for_the_next_queued_one_or_the_final_flush(
         counts = {sid: s.consecutive_failures for sid, s in store.load_states().items()}
         assert counts == {"replaced": 2, "kept": 1}
         assert writer.flush(deferred=True) is True  # written once, then no longer held
+    finally:
+        store.close()
+
+
+async def test_a_state_for_later_is_written_within_a_second_and_nobody_waits(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    try:
+        writer = GroupWriter(store)
+        writer.defer("s", failing(1))
+        writer.later("s", failing(2))  # takes the deferred one's place
+        writer.defer("s", failing(3))  # already on its way: the newest goes
+        writer.later("t", failing(1))
+        assert not writer.queued
+        assert await writer.written() is True  # not waited for
+        assert store.load_states() == {}
+        async with asyncio.timeout(LATER_S + 2):
+            while not store.load_states():
+                await asyncio.sleep(0.01)
+        counts = {sid: s.consecutive_failures for sid, s in store.load_states().items()}
+        assert counts == {"s": 3, "t": 1}
+        # An urgent group takes what waits for later along.
+        writer.later("t", failing(5))
+        writer.queue("u", failing(1), None)
+        assert await writer.written() is True
+        counts = {sid: s.consecutive_failures for sid, s in store.load_states().items()}
+        assert counts == {"s": 3, "t": 5, "u": 1}
+        assert writer.flush(deferred=True) is True  # nothing left behind
+        assert {sid: s.consecutive_failures for sid, s in store.load_states().items()} == counts
     finally:
         store.close()
