@@ -9,12 +9,14 @@ transaction holding it has committed, normally within the same loop pass.
 Results with event changes are not grouped: they are written at once, state and
 outbox together, by the monitor (``supersede`` then drops what they replace).
 
-A state that differs from the one on disk only in its last result need not be written
-at once. ``later`` writes it within a second, with whatever group comes by then, and
-nobody waits for it; ``defer`` keeps it until the scenario's next write, or the final
-flush at stop. The monitor defers such states for a few seconds
-(``monitor.RESULT_SAVE_PERIOD_S``), so a healthy fleet on short intervals writes a
-row per scenario now and then, many to a transaction, not a row per run.
+A scenario's state waits in one place at a time, and a newer state takes the older
+one's place. A state that differs from the one on disk only in its last result need not
+be written at once (a BATCH payload's verdict still is, in the payload's own row).
+``later`` writes it within a second, with whatever group comes by then, and nobody
+waits for it; ``defer`` keeps it until the scenario's next write, or the final flush at
+stop. The monitor defers such states for a few seconds (``monitor.RESULT_SAVE_PERIOD_S``),
+so a healthy fleet on short intervals writes a row per scenario now and then, many to
+a transaction, not a row per run.
 """
 
 from __future__ import annotations
@@ -43,11 +45,15 @@ class GroupWriter:
         self._waiting: list[asyncio.Future[bool]] = []
         self._scheduled = False
 
-    def queue(self, scenario_id: str, state: ScenarioState, payload: BatchPayload | None) -> None:
-        """Write ``state`` (and ``payload``) with the next group; the latest per scenario."""
-        self._states[scenario_id] = state
-        self._later.pop(scenario_id, None)
-        self._deferred.pop(scenario_id, None)
+    def queue(
+        self, scenario_id: str, state: ScenarioState | None, payload: BatchPayload | None
+    ) -> None:
+        """Write ``state`` and ``payload`` (either may be None) with the next group; the
+        latest per scenario."""
+        if state is not None:
+            self._states[scenario_id] = state
+            self._later.pop(scenario_id, None)
+            self._deferred.pop(scenario_id, None)
         if payload is not None:
             self._payloads[scenario_id] = payload
         if self._scheduled:
@@ -63,6 +69,9 @@ class GroupWriter:
     def later(self, scenario_id: str, state: ScenarioState) -> None:
         """Write ``state`` within ``LATER_S``, with whatever group comes by then; nobody
         waits for it."""
+        if scenario_id in self._states:  # a write of it is queued already: the newest goes
+            self._states[scenario_id] = state
+            return
         self._deferred.pop(scenario_id, None)
         self._later[scenario_id] = state
         if self._later_timer is not None:
@@ -77,8 +86,10 @@ class GroupWriter:
     def defer(self, scenario_id: str, state: ScenarioState) -> None:
         """Keep ``state`` (whose status and counts are those on disk) until the scenario's
         next write, or the final flush, writes it."""
-        if scenario_id in self._later:
-            self._later[scenario_id] = state  # already on its way: the newest goes
+        if scenario_id in self._states:  # a write of it is on its way: the newest goes
+            self._states[scenario_id] = state
+        elif scenario_id in self._later:
+            self._later[scenario_id] = state
         else:
             self._deferred[scenario_id] = state
 

@@ -369,12 +369,14 @@ class Monitor:
         if transition is not None:
             change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
         now = time.monotonic()
-        if transition is None and payload is None and same_standing(entry.state, state):
+        if transition is None and same_standing(entry.state, state):
             if now < entry.saved_at + RESULT_SAVE_PERIOD_S:
                 self._writer.defer(scenario.id, state)
             else:
                 self._writer.later(scenario.id, state)
                 entry.saved_at = now
+            if payload is not None:  # the verdict is on disk at once, in the payload's row
+                self._writer.queue(scenario.id, None, payload)
         elif transition is None:
             self._writer.queue(scenario.id, state, payload)
             entry.saved_at = now

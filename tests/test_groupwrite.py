@@ -156,3 +156,24 @@ async def test_a_state_for_later_is_written_within_a_second_and_nobody_waits(
         assert {sid: s.consecutive_failures for sid, s in store.load_states().items()} == counts
     finally:
         store.close()
+
+
+async def test_a_newer_state_takes_the_place_of_a_queued_one_and_payloads_go_alone(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    try:
+        writer = GroupWriter(store)
+        writer.queue("s", failing(1), None)
+        writer.later("s", failing(2))  # in the same pass: newer than the queued one
+        writer.defer("s", failing(3))
+        writer.defer("p", failing(1))
+        writer.queue("p", None, payload("r1"))  # a payload alone leaves the state waiting
+        assert await writer.written() is True
+        counts = {sid: s.consecutive_failures for sid, s in store.load_states().items()}
+        assert counts == {"s": 3}
+        assert store.last_payload("p") == payload("r1")
+        assert writer.flush(deferred=True) is True
+        assert store.load_states()["p"].consecutive_failures == 1
+    finally:
+        store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from tests.test_api import (
     batch_yaml,
     raw_exchange,
     running_app,
+    saved_rows,
 )
 
 SHOP = "81713f1cc96b4eae834f7535ec4fae7a"
@@ -312,6 +314,37 @@ async def test_a_passing_payload_is_a_success_and_the_scenario_is_ok(
     assert after["lastResult"]["reasons"] == []
     assert after["lastResult"]["startedAt"] == element["requestTime"]
     assert after["lastPayloadAt"] == element["requestTime"]
+
+
+async def test_each_verdict_is_on_disk_when_answered_even_when_the_state_waits(
+    tmp_path: Path,
+) -> None:
+    """A second passing payload leaves the standing as it was: its state row may wait
+    (RESULT_SAVE_PERIOD_S), but its verdict is in the payload row before the answer."""
+    write_scenarios(tmp_path)
+    async with running_app(tmp_path, CONFIG) as app:
+        ids = {s["scenarioName"]: s["scenarioId"] for s in (await app.scenarios())["scenarios"]}
+        nightly = ids["nightly"]
+        times = []
+        for _ in range(2):
+            answer = await post(app, single_path(SHOP, nightly), PASSING.encode(), JSON)
+            times.append(envelope_body(answer, 200, 0, "SUCCESS")["requestTime"])
+            assert stored_payload(tmp_path, nightly) == times[-1]
+        assert saved_rows(tmp_path) == {nightly: (0, times[0])}  # the state waits
+    assert saved_rows(tmp_path) == {nightly: (0, times[1])}  # until stop at the latest
+
+
+def stored_payload(tmp_path: Path, scenario_id: str) -> str:
+    """startedAt of the stored payload's result, read through a connection of its own."""
+    connection = sqlite3.connect(tmp_path / "state.sqlite3")
+    try:
+        (result,) = connection.execute(
+            "SELECT result FROM batch_payload WHERE scenario_id = ?", (scenario_id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    started: str = json.loads(result)["startedAt"]
+    return started
 
 
 async def test_failing_payloads_make_the_scenario_fail_and_a_passing_one_recovers(
