@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -47,6 +48,7 @@ from bench.common import (
     daemon,
     free_port,
     http_get,
+    python_process,
     socket_scenario,
     stop_process,
     table,
@@ -623,7 +625,54 @@ def run(size: Size) -> list[Row]:
         items = socket_items("UDP", sockets.udp_port)
         window = measure_monitord(items, first_n(bare, size, window), size, sockets.pid)
         rows += kind_rows("UDP", window, bare, "bare UDP loop", "asyncio target", size)
+    rows += overhead_rows(size, rows)
     return rows
+
+
+# The daemon's own work per run (bench.overhead): scenarios, warm-up, window.
+OVERHEAD_SIZES = {"full": (3000, 3.0, 10.0), "quick": (1000, 1.0, 3.0), "tiny": (30, 0.5, 1.0)}
+OVERHEAD_CODE = "from bench.overhead import main; main()"
+OVERHEAD = "monitord CPU per run beyond the probe"
+
+
+def overhead_rows(size: Size, rows: Sequence[Row]) -> list[Row]:
+    """The daemon's CPU per run with a probe that answers at once, and the share of
+    each bare loop that this fixed cost leaves reachable: ``c / (c + overhead)``."""
+    scenarios, warm_s, window_s = OVERHEAD_SIZES[size.name]
+    process = python_process(OVERHEAD_CODE, str(scenarios), str(warm_s), str(window_s))
+    try:
+        out, _ = process.communicate(timeout=warm_s + window_s + 120)
+        report = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        stop_process(process)
+        return [Row(OVERHEAD, None, "µs/run", note=f"measurement failed: {exc}")]
+    per_run_s = report["cpu_s"] / report["runs"] if report["runs"] else None
+    found = [
+        Row(
+            OVERHEAD,
+            None if per_run_s is None else per_run_s * 1e6,
+            "µs/run",
+            note=f"{scenarios} UDP scenarios at 1 s whose probe answers at once, "
+            f"{report['runs']:,} runs: scheduler, runner, checks, state, group write, metrics",
+        )
+    ]
+    if per_run_s is None:
+        return found
+    for kind, figure in (("API", HTTP_CPU), ("TCP", TCP_CPU), ("UDP", UDP_CPU)):
+        bare = next((r.ceiling for r in rows if r.figure == figure and r.ceiling), None)
+        if bare is None:
+            continue
+        cost = 1 / bare
+        found.append(
+            Row(
+                f"{kind}: highest share of the bare loop this leaves",
+                100 * cost / (cost + per_run_s),
+                "%",
+                note=f"bare check {cost * 1e6:.0f} µs + {per_run_s * 1e6:.0f} µs per run,"
+                " with a probe exactly as cheap as the bare loop's",
+            )
+        )
+    return found
 
 
 # --- a profile of monitord under the API load ------------------------------------------

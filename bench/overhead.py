@@ -1,0 +1,79 @@
+"""monitord's own CPU per run: what a check costs beyond its probe.
+
+N UDP scenarios at a 1 s interval run through the real scheduler, runner, checks,
+state tracker, group writer (a real SQLite file) and metrics, but their probe answers
+at once without a socket. The CPU per run of that process is the daemon's fixed cost
+of a check; the bare loops of ``bench.ceiling`` pay none of it. So a bare loop that
+spends ``c`` CPU-seconds per check bounds monitord's share of it at
+``c / (c + overhead)``, even with a probe exactly as cheap as the bare loop's.
+
+Run as ``python -m bench.overhead N WARM_S WINDOW_S``: one JSON line,
+``{"runs": ..., "cpu_s": ..., "wall_s": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import socket_scenario, write_scenarios
+from monitord.config.settings import load_config
+from monitord.metrics import Metrics
+from monitord.model import Observation, Scenario, ScenarioType
+from monitord.monitor import Monitor
+from monitord.runner import Runner
+from monitord.store import Store
+
+REPLY = b"PONG"
+
+
+class AnswerAtOnce:
+    """The probe: answers every scenario at once, and counts the runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def __call__(self, scenario: Scenario) -> Observation:
+        self.runs += 1
+        return Observation(body=REPLY)
+
+
+async def measure(scenarios: int, warm_s: float, window_s: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="monitord-overhead-") as workdir:
+        folder = Path(workdir)
+        (folder / "s").mkdir()
+        # Port 9 is never contacted: the probe answers without a socket.
+        items = [socket_scenario(f"u{i}", "UDP", 9, 1) for i in range(scenarios)]
+        write_scenarios(folder / "s", items)
+        (folder / "config.yaml").write_text("scenarios: ./s\nstate: ./state.sqlite3\n")
+        config = load_config(folder / "config.yaml", {})
+        store = Store.open(config.state_path)
+        probe = AnswerAtOnce()
+        runner = Runner({ScenarioType.UDP: probe})
+        monitor = Monitor(config, {}, store, runner, Metrics())
+        try:
+            await monitor.start()
+            await asyncio.sleep(warm_s)
+            runs0 = probe.runs
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            await asyncio.sleep(window_s)
+            cpu1, wall1 = time.process_time(), time.monotonic()
+            runs = probe.runs - runs0
+            await monitor.stop(1.0)
+        finally:
+            runner.close()
+            store.close()
+    return {"runs": runs, "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0}
+
+
+def main() -> None:
+    scenarios, warm_s, window_s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+    print(json.dumps(asyncio.run(measure(scenarios, warm_s, window_s))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
