@@ -1,5 +1,5 @@
-"""When scenarios run: APScheduler 3.x triggers (our interval spread and cron) on
-the event loop's own timer heap.
+"""When scenarios run: APScheduler 3.x triggers (our interval spread and cron) over a
+heap of due times, with one event-loop timer for the earliest.
 
 * Interval scenarios are phase-shifted by a stable fraction of their interval,
   derived from the scenario id, so many scenarios with the same interval do not
@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
+import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -36,6 +39,9 @@ RunScenario = Callable[[Scenario], Awaitable[None]]
 # A timer that fires this much before its slot by the wall clock (the clock was set
 # back while it waited) is set again rather than run early.
 EARLY_TOLERANCE = timedelta(milliseconds=1)
+# Stale heap entries (of replaced or removed scenarios) are dropped once there are more
+# than this many and they are over half the heap.
+COMPACT_AFTER = 1024
 
 
 def spread_offset(scenario_id: str, interval_s: int) -> float:
@@ -95,42 +101,47 @@ class ScheduleObserver(Protocol):
 
 
 class _Job:
-    """One scheduled scenario: its trigger, its next slot and timer, its run in flight."""
+    """One scheduled scenario: its trigger, its next slot, its run in flight."""
 
-    __slots__ = ("last_due", "next_due", "scenario", "task", "timer", "trigger")
+    __slots__ = ("last_due", "next_due", "scenario", "seq", "task", "trigger")
 
     def __init__(self, scenario: Scenario, trigger: BaseTrigger) -> None:
         self.scenario = scenario
         self.trigger = trigger
         self.next_due: datetime | None = None  # None: not armed yet, or the schedule ended
         self.last_due: datetime | None = None  # the latest slot served or skipped
-        self.timer: asyncio.TimerHandle | None = None
+        self.seq = 0  # the heap entry that stands for its next slot; 0: none
         self.task: asyncio.Task[None] | None = None
-
-    def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 class Scheduler:
-    """One timer on the event loop per scheduled scenario; APScheduler's triggers say when.
+    """A heap of due times and one loop timer for its head; APScheduler's triggers say when.
 
-    The loop's own timer heap does the waiting, so a due run costs one timer callback
-    and one task. (APScheduler's scheduler, with its job store, executor and events,
-    cost about a sixth of the daemon's CPU at a thousand runs a second.) A slot that
-    comes while the scenario's previous run is still going is skipped and counted; a
-    loop that wakes late runs the scenario once and counts the slots it stands in for
-    as missed; lateness is the run's start minus the first slot it stands in for.
+    A due run costs a heap pop, a trigger step and one task. (APScheduler's scheduler,
+    with its job store, executor and events, cost about a sixth of the daemon's CPU at a
+    thousand runs a second.) The heap holds plain ``(loop time, sequence, scenario id)``
+    tuples, which the garbage collector stops tracking, and nothing of a run outlives it:
+    a timer object per scenario, alive until its next slot, made every collection of the
+    young generations walk them all (25 ms at 10,000 scenarios). A replaced or removed
+    scenario's entry stays in the heap, stale, until it comes up or the heap is compacted.
+
+    A slot that comes while the scenario's previous run is still going is skipped and
+    counted; a loop that wakes late runs the scenario once and counts the slots it stands
+    in for as missed; lateness is the run's start minus the first slot it stands in for.
     """
 
     def __init__(self, run: RunScenario, observer: ScheduleObserver) -> None:
         self._run = run
         self._observer = observer
         self._jobs: dict[str, _Job] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._sequence = itertools.count(1)
+        self._stale = 0  # heap entries whose job was replaced or removed
+        self._wakeup: asyncio.TimerHandle | None = None
+        self._wakeup_at = math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], _Job] = {}
 
     @property
     def running(self) -> bool:
@@ -161,23 +172,66 @@ class Scheduler:
     def unschedule(self, scenario_id: str) -> None:
         job = self._jobs.pop(scenario_id, None)
         if job is not None:
-            job.disarm()  # a run in flight finishes; stop() still waits for it
+            self._disarm(job)  # a run in flight finishes; stop() still waits for it
 
     def next_run(self, scenario_id: str) -> datetime | None:
         job = self._jobs.get(scenario_id)
         return None if job is None else job.next_due
 
     def _arm(self, job: _Job, due: datetime | None, now: datetime) -> None:
+        self._disarm(job)
         job.next_due = due
         if due is None or self._loop is None or self._stopped:
             return
-        delay = max((due - now).total_seconds(), 0.0)
-        job.timer = self._loop.call_later(delay, self._fire, job)
+        when = self._loop.time() + max((due - now).total_seconds(), 0.0)
+        job.seq = next(self._sequence)
+        heapq.heappush(self._heap, (when, job.seq, job.scenario.id))
+        if when < self._wakeup_at:
+            self._wake_at(when)
 
-    def _fire(self, job: _Job) -> None:
-        job.timer = None
-        due, loop = job.next_due, self._loop
-        if due is None or loop is None or self._jobs.get(job.scenario.id) is not job:
+    def _disarm(self, job: _Job) -> None:
+        if not job.seq:
+            return
+        job.seq = 0
+        self._stale += 1
+        if self._stale > COMPACT_AFTER and self._stale > len(self._heap) // 2:
+            self._heap = [entry for entry in self._heap if self._current(entry) is not None]
+            heapq.heapify(self._heap)
+            self._stale = 0
+
+    def _current(self, entry: tuple[float, int, str]) -> _Job | None:
+        """The job ``entry`` stands for, if it is still that job's next slot."""
+        job = self._jobs.get(entry[2])
+        return job if job is not None and job.seq == entry[1] else None
+
+    def _wake_at(self, when: float) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup_at = when
+        if self._loop is not None:
+            self._wakeup = self._loop.call_at(when, self._wake)
+
+    def _wake(self) -> None:
+        """Fire every job whose slot has come, then sleep until the next."""
+        self._wakeup, self._wakeup_at = None, math.inf
+        loop = self._loop
+        if loop is None or self._stopped:
+            return
+        heap, now = self._heap, loop.time()
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            job = self._current(entry)
+            if job is None:
+                self._stale = max(self._stale - 1, 0)
+                continue
+            job.seq = 0
+            self._fire(job, loop)
+        if heap:
+            self._wake_at(heap[0][0])
+
+    def _fire(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
+        due = job.next_due
+        if due is None:
             return
         now = datetime.now(UTC)
         if due > now + EARLY_TOLERANCE:  # the wall clock was set back while we waited
@@ -188,7 +242,7 @@ class Scheduler:
             while following is not None and following <= now:  # the loop woke late
                 latest, following = following, job.trigger.get_next_fire_time(following, now)
             first = self._passed(job, latest)
-        except Exception:  # a trigger is our code: log its bug, never kill the loop's callback
+        except Exception:  # a trigger is our code: log its bug, never stop the others
             log.exception("schedule of scenario %s failed; it will not run again", job.scenario.id)
             job.next_due = None
             return
@@ -197,9 +251,18 @@ class Scheduler:
         else:
             task = loop.create_task(self._run_one(job.scenario, first))
             job.task = task
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._running[task] = job
+            task.add_done_callback(self._finished)
         self._arm(job, following, now)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A run ended: nothing of it stays referenced."""
+        job = self._running.pop(task, None)
+        if job is None:
+            return
+        for holder in (job, self._jobs.get(job.scenario.id)):
+            if holder is not None and holder.task is task:
+                holder.task = None
 
     def _passed(self, job: _Job, due: datetime) -> datetime:
         """Note the slot ``due`` as served; report the slots before it that passed
@@ -223,8 +286,12 @@ class Scheduler:
     async def stop(self, grace_s: float) -> None:
         """Stop scheduling, let runs in flight finish for up to ``grace_s``, then stop."""
         self._stopped = True
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup, self._wakeup_at = None, math.inf
+        self._heap.clear()
         for job in self._jobs.values():
-            job.disarm()
+            job.seq = 0
         running = list(self._running)
         if running:
             _, pending = await asyncio.wait(running, timeout=grace_s)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from monitord.config.cron import parse_cron
 from monitord.model import Scenario, Schedule
 from monitord.scheduler import (
+    COMPACT_AFTER,
     PHASE_EPOCH,
     CronTrigger,
     Scheduler,
@@ -264,6 +265,28 @@ async def test_many_scenarios_each_run_once_per_slot() -> None:
     assert observer.misses == []
     assert observer.skips == []
     assert len(observer.starts) == len(run)
+
+
+async def test_rescheduling_leaves_one_live_slot_per_scenario_and_a_bounded_heap() -> None:
+    run, observer = Runs(), Recorder()
+    base = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=1))
+    scenarios = [replace(base, id=str(uuid.uuid4())) for _ in range(50)]
+    async with started_scheduler(run, observer) as scheduler:
+        for _ in range(100):  # every reload replaces every job: 4,950 stale heap entries
+            for scenario in scenarios:
+                scheduler.schedule(scenario)
+        assert len(scheduler._heap) <= 2 * COMPACT_AFTER + len(scenarios)
+        gone = scenarios.pop()
+        scheduler.unschedule(gone.id)
+        began = time.monotonic()
+        await until(lambda: len(run) >= 2 * len(scenarios), seconds=5)
+        elapsed = time.monotonic() - began
+    counts: dict[str, int] = {}
+    for scenario, _, _ in run.started:
+        counts[scenario.id] = counts.get(scenario.id, 0) + 1
+    assert set(counts) == {s.id for s in scenarios}  # the removed one never ran
+    assert max(counts.values()) <= int(elapsed) + 2  # stale entries fired nothing
+    assert observer.skips == []
 
 
 async def test_unschedule_stops_the_runs() -> None:
