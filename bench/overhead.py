@@ -3,9 +3,9 @@
 N UDP scenarios at a 1 s interval run through the real scheduler, runner, checks,
 state tracker, group writer (a real SQLite file) and metrics, but their probe answers
 at once without a socket. The CPU per run of that process is the daemon's fixed cost
-of a check; the bare loops of ``bench.ceiling`` pay none of it. So a bare loop that
-spends ``c`` CPU-seconds per check bounds monitord's share of it at
-``c / (c + overhead)``, even with a probe exactly as cheap as the bare loop's.
+of a check, which the bare loops of ``bench.ceiling`` do not pay. It is a guide, not a
+bound: with real probes the event loop serves timers and socket events in the same
+passes, and the timer-only loop here wakes once per run.
 
 Run as ``python -m bench.overhead N WARM_S WINDOW_S``: one JSON line,
 ``{"runs": ..., "cpu_s": ..., "wall_s": ...}``.
