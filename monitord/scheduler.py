@@ -152,7 +152,7 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         now = datetime.now(UTC)
         for job in self._jobs.values():
-            self._arm(job, job.trigger.get_next_fire_time(None, now), now)
+            self._arm(job, job.trigger.get_next_fire_time(None, now))
 
     def schedule(self, scenario: Scenario) -> bool:
         """Schedule ``scenario`` (replacing its previous job); False if it has no schedule."""
@@ -166,7 +166,7 @@ class Scheduler:
             job.task = previous.task  # its run in flight still makes the next slot skip
         if self.running:
             now = datetime.now(UTC)
-            self._arm(job, trigger.get_next_fire_time(None, now), now)
+            self._arm(job, trigger.get_next_fire_time(None, now))
         return True
 
     def unschedule(self, scenario_id: str) -> None:
@@ -178,12 +178,14 @@ class Scheduler:
         job = self._jobs.get(scenario_id)
         return None if job is None else job.next_due
 
-    def _arm(self, job: _Job, due: datetime | None, now: datetime) -> None:
+    def _arm(self, job: _Job, due: datetime | None) -> None:
         self._disarm(job)
         job.next_due = due
         if due is None or self._loop is None or self._stopped:
             return
-        when = self._loop.time() + max((due - now).total_seconds(), 0.0)
+        # Both clocks read together: a "now" taken before arming 10,000 jobs at start
+        # would set the last of them tens of milliseconds late.
+        when = self._loop.time() + max((due - datetime.now(UTC)).total_seconds(), 0.0)
         job.seq = next(self._sequence)
         heapq.heappush(self._heap, (when, job.seq, job.scenario.id))
         if when < self._wakeup_at:
@@ -235,7 +237,7 @@ class Scheduler:
             return
         now = datetime.now(UTC)
         if due > now + EARLY_TOLERANCE:  # the wall clock was set back while we waited
-            self._arm(job, due, now)
+            self._arm(job, due)
             return
         try:
             latest, following = due, job.trigger.get_next_fire_time(due, now)
@@ -253,7 +255,7 @@ class Scheduler:
             job.task = task
             self._running[task] = job
             task.add_done_callback(self._finished)
-        self._arm(job, following, now)
+        self._arm(job, following)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         """A run ended: nothing of it stays referenced."""

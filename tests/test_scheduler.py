@@ -289,6 +289,30 @@ async def test_rescheduling_leaves_one_live_slot_per_scenario_and_a_bounded_heap
     assert observer.skips == []
 
 
+async def test_every_armed_slot_maps_to_the_loop_clock_at_its_own_arming() -> None:
+    """Arming 20,000 jobs at start takes a while: each one's loop time must come from the
+    clocks read as it is armed, not from one "now" taken before the first."""
+    run, observer = Runs(), Recorder()
+    base = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=3600))
+    scheduler = Scheduler(run, observer)
+    for _ in range(20_000):
+        scheduler.schedule(replace(base, id=str(uuid.uuid4())))
+    scheduler.start()
+    try:
+        loop_now, wall_now = asyncio.get_running_loop().time(), datetime.now(UTC)
+        errors = []
+        for when, _, scenario_id in scheduler._heap:
+            due = scheduler.next_run(scenario_id)
+            assert due is not None
+            errors.append(abs((when - loop_now) - (due - wall_now).total_seconds()))
+        assert len(errors) == 20_000
+        # A collection between an arming's two clock reads may set one off; a "now" read
+        # once for all would set thousands off, by up to the time all the arming took.
+        assert sum(error > 0.005 for error in errors) <= 10
+    finally:
+        await scheduler.stop(0.2)
+
+
 async def test_unschedule_stops_the_runs() -> None:
     run, observer = Runs(), Recorder()
     scenario = every_second()
