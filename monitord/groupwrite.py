@@ -58,13 +58,10 @@ class GroupWriter:
             self._payloads[scenario_id] = payload
         if self._scheduled:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (start-up, tests): write at once
-            self.flush()
-            return
-        self._scheduled = True
-        loop.call_soon(self.flush)
+        loop = self._loop_or_flush()
+        if loop is not None:
+            self._scheduled = True
+            loop.call_soon(self.flush)
 
     def later(self, scenario_id: str, state: ScenarioState) -> None:
         """Write ``state`` within ``LATER_S``, with whatever group comes by then; nobody
@@ -76,12 +73,9 @@ class GroupWriter:
         self._later[scenario_id] = state
         if self._later_timer is not None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (start-up, tests): write at once
-            self.flush()
-            return
-        self._later_timer = loop.call_later(LATER_S, self._flush_later)
+        loop = self._loop_or_flush()
+        if loop is not None:
+            self._later_timer = loop.call_later(LATER_S, self._flush_later)
 
     def defer(self, scenario_id: str, state: ScenarioState) -> None:
         """Keep ``state`` (whose status and counts are those on disk) until the scenario's
@@ -155,6 +149,14 @@ class GroupWriter:
             if not future.done():
                 future.set_result(ok)
         return ok
+
+    def _loop_or_flush(self) -> asyncio.AbstractEventLoop | None:
+        """The running loop; without one (start-up, tests), write at once instead."""
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return None
 
     def _flush_later(self) -> None:
         self._later_timer = None

@@ -197,7 +197,8 @@ class Scheduler:
         job.seq = 0
         self._stale += 1
         if self._stale > COMPACT_AFTER and self._stale > len(self._heap) // 2:
-            self._heap = [entry for entry in self._heap if self._current(entry) is not None]
+            # In place: a pass of ``_wake`` holds the list.
+            self._heap[:] = [entry for entry in self._heap if self._current(entry) is not None]
             heapq.heapify(self._heap)
             self._stale = 0
 
