@@ -224,6 +224,16 @@ async def test_request_is_delivered_exactly(probe: Probe, request_bytes: bytes) 
     assert seen.after_reply == b""
 
 
+async def test_request_larger_than_the_socket_buffers_is_delivered_whole(probe: Probe) -> None:
+    request = bytes(range(256)) * (32 * 1024)  # 8 MiB: the send waits for the peer to read
+    seen, handler = replying([b"ok"], request_size=len(request))
+    async with tcp_target(handler) as address:
+        scenario = socket_scenario(ScenarioType.TCP, address.host, address.port, request=request)
+        assert await run_probe(probe, scenario) == Observation(body=b"ok")
+        await seen.wait_closed()
+    assert seen.request == request
+
+
 async def test_empty_request_sends_nothing(probe: Probe) -> None:
     seen, handler = replying([b"banner"])
     async with tcp_target(handler) as address:

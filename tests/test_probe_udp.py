@@ -91,6 +91,16 @@ async def test_datagram_of_exactly_the_cap_passes(probe: Probe) -> None:
         assert await run_probe(probe, scenario) == Observation(body=b"d" * 10)
 
 
+async def test_largest_datagram_is_observed_whole(probe: Probe) -> None:
+    largest = bytes(range(256)) * 255 + b"x" * 227  # 65,507 bytes, the UDP maximum
+    assert len(largest) == 65_507
+    async with udp_target(lambda datagram: largest) as target:
+        scenario = socket_scenario(
+            ScenarioType.UDP, target.address.host, target.address.port, request=b"ping"
+        )
+        assert await run_probe(probe, scenario) == Observation(body=largest)
+
+
 async def test_dns_failure_names_the_host(probe: Probe) -> None:
     host = "monitord-probe-test.invalid"
     with pytest.raises(socket.gaierror) as resolver:

@@ -1,17 +1,13 @@
-"""Helpers shared by the socket probes: target lookup, name resolution, closing."""
+"""Helpers shared by the socket probes: target lookup and name resolution."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from contextlib import suppress
 from typing import NamedTuple
 
 from monitord.model import Scenario, SocketTarget
 from monitord.probes.errors import dns_failure
-
-# How long a probe waits for a closed connection to finish closing before it drops it.
-CLOSE_GRACE_S = 1.0
 
 
 class Address(NamedTuple):
@@ -61,19 +57,3 @@ async def resolve(host: str, port: int, kind: socket.SocketKind) -> list[Address
     if not addresses:
         raise dns_failure(host, socket.gaierror(socket.EAI_NONAME, "no IPv4 or IPv6 address"))
     return addresses
-
-
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    """Close a stream, waiting a bounded time; never raises an ordinary exception.
-
-    Safe to await while the calling task is being cancelled: the transport is
-    closed first, so nothing is left open whatever happens to the wait.
-    """
-    writer.close()
-    try:
-        with suppress(Exception):
-            async with asyncio.timeout(CLOSE_GRACE_S):
-                await writer.wait_closed()
-    finally:
-        # A no-op once the close completed; otherwise drops unsent data and the socket.
-        writer.transport.abort()

@@ -7,6 +7,10 @@ Reading stops at the first of (SPEC §5):
 3. there is no length check, and every ``responseValidation`` range has arrived;
 4. there are no checks on the bytes at all, and the first chunk has arrived;
 5. the deadline, which the caller enforces by cancelling the probe.
+
+It uses the event loop's socket calls, not streams: a check writes once and reads
+a few chunks, and a stream's transport, protocol, reader and writer cost more to
+set up and tear down than the rest of the check.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import errno
 import socket
 
 from monitord.model import Observation, Scenario, Validation
-from monitord.probes._streams import close_writer, resolve, socket_target
+from monitord.probes._streams import resolve, socket_target
 from monitord.probes.errors import ClosedWithoutResponse, ResponseTooLarge
 
 READ_CHUNK = 64 * 1024
@@ -29,22 +33,21 @@ _REACHED = (errno.ECONNREFUSED, errno.ECONNRESET)
 async def probe_tcp(scenario: Scenario) -> Observation:
     """One fresh connection to ``ip:port``; the observation holds every byte read."""
     target = socket_target(scenario)
-    reader, writer = await _connect(target.host, target.port)
-    try:
+    loop = asyncio.get_running_loop()
+    with await _connect(loop, target.host, target.port) as sock:
         if target.request:
-            writer.write(target.request)
-            await writer.drain()
-        body = await read_response(reader, scenario.validation, scenario.max_response_bytes)
-    finally:
-        await close_writer(writer)
+            await loop.sock_sendall(sock, target.request)
+        body = await read_response(loop, sock, scenario.validation, scenario.max_response_bytes)
     return Observation(body=body)
 
 
-async def read_response(reader: asyncio.StreamReader, validation: Validation, limit: int) -> bytes:
+async def read_response(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, validation: Validation, limit: int
+) -> bytes:
     """Read until ``response_complete`` or end of stream; at most ``limit`` bytes."""
     data = bytearray()
     while True:
-        chunk = await reader.read(READ_CHUNK)
+        chunk = await loop.sock_recv(sock, READ_CHUNK)
         if not chunk:
             if not data:
                 raise ClosedWithoutResponse()
@@ -75,13 +78,21 @@ def response_complete(data: bytes | bytearray, validation: Validation, limit: in
     return len(data) > 0
 
 
-async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
     """Try each address of ``host`` in turn, as a plain client would."""
     failures: list[OSError] = []
     for address in await resolve(host, port, socket.SOCK_STREAM):
+        sock = socket.socket(address.family, socket.SOCK_STREAM)
         try:
-            return await asyncio.open_connection(address.host, address.port)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (address.host, address.port))
         except OSError as exc:
+            sock.close()
             failures.append(exc)
+        except BaseException:  # cancelled by the deadline, or stopping
+            sock.close()
+            raise
+        else:
+            return sock
     reached = [exc for exc in failures if exc.errno in _REACHED]
     raise (reached or failures)[0]
