@@ -16,6 +16,7 @@ from monitord.model import Scenario, Schedule
 from monitord.scheduler import (
     COMPACT_AFTER,
     PHASE_EPOCH,
+    WAKE_TICK_S,
     CronTrigger,
     Scheduler,
     slots_since,
@@ -265,6 +266,45 @@ async def test_many_scenarios_each_run_once_per_slot() -> None:
     assert observer.misses == []
     assert observer.skips == []
     assert len(observer.starts) == len(run)
+
+
+async def test_runs_due_in_the_same_tick_start_in_one_loop_pass() -> None:
+    """500 slots a second, at random phases: the scheduler wakes once per tick and starts
+    every run due by then together, instead of waking the loop for each."""
+    loop = asyncio.get_running_loop()
+    passes = 0
+
+    def count_pass() -> None:  # runs once in every pass of the loop
+        nonlocal passes
+        passes += 1
+        loop.call_soon(count_pass)
+
+    pass_of_run: list[int] = []
+
+    async def run(scenario: Scenario) -> None:
+        pass_of_run.append(passes)
+
+    observer = Recorder()
+    base = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=1))
+    scheduler = Scheduler(run, observer)
+    for _ in range(500):
+        scheduler.schedule(replace(base, id=str(uuid.uuid4())))
+    count_pass()
+    scheduler.start()
+    began = time.monotonic()
+    try:
+        await until(lambda: len(pass_of_run) >= 1000, seconds=5)
+    finally:
+        await scheduler.stop(0.2)
+    elapsed = time.monotonic() - began
+    # About 1,000 runs over about 2 s: at most one pass per tick, where a wake per run
+    # would take a pass for nearly every run.
+    assert len(set(pass_of_run)) <= elapsed / WAKE_TICK_S + 2
+    assert len(set(pass_of_run)) < len(pass_of_run) / 2
+    # Each run starts at or after its slot, and within a tick of it (and some slack).
+    assert all(0 <= lateness < WAKE_TICK_S + 0.1 for _, lateness in observer.starts)
+    assert observer.misses == []
+    assert observer.skips == []
 
 
 async def test_rescheduling_leaves_one_live_slot_per_scenario_and_a_bounded_heap() -> None:
