@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from monitord.checks import judge
+from monitord.deadlines import Deadlines
 from monitord.model import (
     Clock,
     FailureKind,
@@ -53,6 +54,7 @@ class Runner:
         self._probes = probes
         self._clock = clock or SystemClock()
         self._budget_s = expression_budget_s
+        self._deadlines = Deadlines()
         # Text checks parse bodies and evaluate expressions off the event loop, so
         # a large body or a slow XPath cannot stall the schedule.
         self._executor = ThreadPoolExecutor(
@@ -66,18 +68,32 @@ class Runner:
         probe = self._probes.get(scenario.type)
         if probe is None:
             raise ValueError(f"{scenario.type.value} scenarios are not probed")
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a run needs a task of its own (its deadline cancels it)")
         started_at = self._clock.now()
         start = self._clock.monotonic()
         timeout_ms = scenario.validation.timeout_ms
+        cancelling = task.cancelling()
+        tick = self._deadlines.start(task, timeout_ms / 1000)
+        timed_out = False
         try:
-            async with asyncio.timeout(timeout_ms / 1000):
+            try:
                 observation = await probe(scenario)
-        except TimeoutError:
+            finally:
+                timed_out = self._deadlines.finish(task, tick)
+        except asyncio.CancelledError:
+            # Cancelled by its deadline, unless someone else (stop) cancelled it too.
+            if not timed_out or task.uncancel() > cancelling:
+                raise
             observation = Observation(
                 failure=ProbeFailure(FailureKind.TIMEOUT, f"timeout after {timeout_ms} ms")
             )
         except Exception as exc:  # a bad target must never escape as an exception
             observation = Observation(failure=classify_exception(exc))
+        else:
+            if timed_out:  # the probe ended in the same pass as its deadline
+                task.uncancel()
         duration_ms = (self._clock.monotonic() - start) * 1000
         verdict = await self.judge(scenario.validation, observation)
         answered = observation.failure is None or bool(observation.body)

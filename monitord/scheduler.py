@@ -251,9 +251,7 @@ class Scheduler:
             self._arm(job, due)
             return
         try:
-            latest, following = due, job.trigger.get_next_fire_time(due, now)
-            while following is not None and following <= now:  # the loop woke late
-                latest, following = following, job.trigger.get_next_fire_time(following, now)
+            latest, following = latest_slot(job.trigger, due, now)
             first = self._passed(job, latest)
         except Exception:  # a trigger is our code: log its bug, never stop the others
             log.exception("schedule of scenario %s failed; it will not run again", job.scenario.id)
@@ -313,6 +311,21 @@ class Scheduler:
             if pending:
                 log.warning("cancelled %d runs still going after %.0f s", len(pending), grace_s)
                 await asyncio.wait(pending, timeout=1.0)
+
+
+def latest_slot(
+    trigger: BaseTrigger, due: datetime, now: datetime
+) -> tuple[datetime, datetime | None]:
+    """The last slot at or before ``now``, counting from ``due`` (``due`` itself when the
+    loop woke on time), and the slot after it."""
+    if isinstance(trigger, IntervalTrigger):  # arithmetic: the trigger's call costs more
+        period: timedelta = trigger.interval
+        latest = due + max((now - due) // period, 0) * period
+        return latest, latest + period
+    latest, following = due, trigger.get_next_fire_time(due, now)
+    while following is not None and following <= now:  # the loop woke late
+        latest, following = following, trigger.get_next_fire_time(following, now)
+    return latest, following
 
 
 # Counting missed slots steps through the schedule; past this many it stops counting.

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from monitord.config.cron import parse_cron
 from monitord.model import Scenario, Schedule
 from monitord.scheduler import (
@@ -19,6 +21,7 @@ from monitord.scheduler import (
     WAKE_TICK_S,
     CronTrigger,
     Scheduler,
+    latest_slot,
     slots_since,
     spread_offset,
     trigger_for,
@@ -433,6 +436,20 @@ def test_slots_since_interval_slots() -> None:
     assert slots_since(trigger, NOW, NOW + 5 * period) == (NOW + period, 4)
     assert slots_since(trigger, NOW, NOW + period) == (NOW + period, 0)
     assert slots_since(trigger, NOW, NOW + 2 * period) == (NOW + period, 1)
+
+
+@pytest.mark.parametrize("late_s", [-0.001, 0.0, 0.5, 7.0, 20.999, 21.0, 3600.25])
+def test_latest_slot_of_an_interval_is_what_stepping_its_trigger_gives(late_s: float) -> None:
+    scenario = replace(api_scenario("http://127.0.0.1:9/"), schedule=Schedule(interval_s=7))
+    trigger = trigger_for(scenario)
+    assert trigger is not None
+    due = trigger.get_next_fire_time(None, NOW)
+    now = due + timedelta(seconds=late_s)
+    latest, following = due, trigger.get_next_fire_time(due, now)
+    while following <= now:
+        latest, following = following, trigger.get_next_fire_time(following, now)
+    assert latest_slot(trigger, due, now) == (latest, following)
+    assert latest <= max(now, due) < following
 
 
 def test_slots_since_cron_slots() -> None:
