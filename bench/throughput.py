@@ -389,6 +389,8 @@ Items = Callable[[int], list[str]]
 OVERLOADED_STEP = 0.7
 SCRAPE_TIMEOUT_S = 20.0
 OVERLOADED_RETRIES = 3
+# A measured window that fell behind its schedule is measured again at this share of N.
+BEHIND_STEP = 0.85
 
 
 def measure_monitord(
@@ -417,6 +419,12 @@ def measure_monitord(
                 window = measure_window(running, n, size.window_s, target_pid, http)
             except OSError:  # a scrape timed out: an overloaded daemon, so fewer scenarios
                 tried.append(max(size.min_scenarios, int(n * OVERLOADED_STEP)))
+                continue
+            retries_left = len(tried) < size.search_steps + 1 + OVERLOADED_RETRIES
+            if not window.keeping_up and n > size.min_scenarios and retries_left:
+                # An N the short window judged fine fell behind over the long one: the
+                # figure would be an overloaded daemon's, not a saturated one's.
+                tried.append(max(size.min_scenarios, int(n * BEHIND_STEP)))
                 continue
             return replace(window, tried=tuple(tried))
     raise RuntimeError(f"no N could be measured (tried {tried})")
