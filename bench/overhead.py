@@ -9,6 +9,11 @@ passes, and the timer-only loop here wakes once per run.
 
 Run as ``python -m bench.overhead N WARM_S WINDOW_S``: one JSON line,
 ``{"runs": ..., "cpu_s": ..., "wall_s": ...}``.
+
+``python -m bench.overhead payloads COUNT`` measures the receiver's side of it: the
+CPU per BATCH payload of ``Monitor.receive_payload`` (judging the 200-byte payload of
+``bench.receiver``, recording it, its verdict on disk before it returns) without
+HTTP: ``{"payloads": ..., "cpu_s": ...}``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import json
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import socket_scenario, write_scenarios
+from bench.common import batch_scenario, socket_scenario, write_scenarios
 from monitord.config.settings import load_config
 from monitord.metrics import Metrics
 from monitord.model import Observation, Scenario, ScenarioType
@@ -70,7 +76,59 @@ async def measure(scenarios: int, warm_s: float, window_s: float) -> dict[str, f
     return {"runs": runs, "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0}
 
 
+# Payloads in flight at once, one per BATCH scenario, as the receiver's 100 connections.
+PAYLOAD_CONCURRENCY = 100
+
+
+async def measure_payloads(payloads: int) -> dict[str, float]:
+    from bench.receiver import payload
+
+    body = payload()
+    with tempfile.TemporaryDirectory(prefix="monitord-overhead-") as workdir:
+        folder = Path(workdir)
+        items = [batch_scenario(f"b{i}") for i in range(PAYLOAD_CONCURRENCY)]
+        write_scenarios(folder / "s", items)
+        (folder / "config.yaml").write_text("scenarios: ./s\nstate: ./state.sqlite3\n")
+        config = load_config(folder / "config.yaml", {})
+        store = Store.open(config.state_path)
+        runner = Runner({})
+        monitor = Monitor(config, {}, store, runner, Metrics())
+
+        async def receive(scenario_id: str) -> None:
+            receipt = await monitor.receive_payload(
+                scenario_id,
+                body,
+                "utf-8",
+                request_id="bench",
+                client="127.0.0.1",
+                received_at=datetime.now(UTC),
+            )
+            if receipt.unreadable is not None:
+                raise RuntimeError(receipt.unreadable)
+
+        async def rounds(count: int) -> None:
+            for _ in range(count):
+                await asyncio.gather(*(receive(i) for i in ids))
+
+        try:
+            await monitor.start()
+            ids = [s.id for scenarios in monitor.loaded_files().values() for s in scenarios]
+            await rounds(10)  # warm-up
+            done = max(payloads // len(ids), 1)
+            cpu0 = time.process_time()
+            await rounds(done)
+            cpu1 = time.process_time()
+            await monitor.stop(1.0)
+        finally:
+            runner.close()
+            store.close()
+    return {"payloads": done * len(ids), "cpu_s": cpu1 - cpu0}
+
+
 def main() -> None:
+    if sys.argv[1] == "payloads":
+        print(json.dumps(asyncio.run(measure_payloads(int(sys.argv[2])))), flush=True)
+        return
     scenarios, warm_s, window_s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
     print(json.dumps(asyncio.run(measure(scenarios, warm_s, window_s))), flush=True)
 

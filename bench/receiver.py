@@ -59,6 +59,7 @@ EXPECT = re.compile(rb'"resultCode":\s*0[,}]')
 EXPECT_LUA = '"resultCode":%s*0[,}]'
 BARE_ANSWER = b'{"header": {"isSuccessful": true, "resultCode": 0, "resultMessage": "SUCCESS"}}'
 PAYLOAD_BYTES = 200
+RECEIVER_TARGET = 0.6  # of the bare handler's requests/s
 RUN_TIMEOUT_EXTRA_S = 30
 
 
@@ -528,7 +529,7 @@ def rows(size: Size, m: _Measured) -> list[Row]:
                 ceiling=bare.rate,
                 ceiling_name="bare aiohttp handler",
                 target=">= 60 % of bare",
-                ok=mon.rate >= 0.6 * bare.rate if judge else None,
+                ok=mon.rate >= RECEIVER_TARGET * bare.rate if judge else None,
                 note=note,
             )
         )
@@ -593,7 +594,35 @@ def run_with(size: Size, driver: str) -> list[Row]:
         m = measure(size, driver)
     except MeasurementError as exc:
         return [Row("receiver requests/s", None, "req/s", note=f"{driver}: {exc}")]
-    return rows(size, m)
+    return [*rows(size, m), payload_cost_row(size, m.bare)]
+
+
+# The receiver's work without HTTP (bench.overhead): payloads judged and recorded.
+PAYLOAD_COST_CODE = "from bench.overhead import main; main()"
+PAYLOAD_COST = "monitord CPU per payload without HTTP (judge, record, verdict on disk)"
+
+
+def payload_cost_row(size: Size, bare: Load | None) -> Row:
+    """What a payload costs monitord before any HTTP, beside what the receiver target
+    leaves for all of monitord's work beyond the bare handler's."""
+    count = size.scenarios * 200
+    process = python_process(PAYLOAD_COST_CODE, "payloads", str(count))
+    try:
+        out, _ = process.communicate(timeout=120)
+        report = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        stop_process(process)
+        return Row(PAYLOAD_COST, None, "µs/payload", note=f"measurement failed: {exc}")
+    cost_us = report["cpu_s"] / report["payloads"] * 1e6
+    note = f"{report['payloads']:,} payloads through Monitor.receive_payload, 100 at a time"
+    if bare is not None and bare.per_cpu_s:
+        bare_us = 1e6 / bare.per_cpu_s
+        budget_us = bare_us / RECEIVER_TARGET - bare_us
+        note += (
+            f"; the bare handler takes {bare_us:.0f} µs a request, so 60 % of its rate leaves"
+            f" {budget_us:.0f} µs a request for everything monitord adds to it"
+        )
+    return Row(PAYLOAD_COST, cost_us, "µs/payload", note=note)
 
 
 # --- profile and command line ------------------------------------------------------
