@@ -92,7 +92,7 @@ class Runner:
         except Exception as exc:  # a bad target must never escape as an exception
             observation = Observation(failure=classify_exception(exc))
         else:
-            if timed_out:  # the probe ended in the same pass as its deadline
+            if timed_out:  # the probe swallowed its deadline's cancellation
                 task.uncancel()
         duration_ms = (self._clock.monotonic() - start) * 1000
         verdict = await self.judge(scenario.validation, observation)

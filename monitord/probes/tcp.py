@@ -85,6 +85,9 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
         sock = socket.socket(address.family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
+            # As asyncio's streams do: a request's last partial segment goes out at once,
+            # not after the peer's (possibly delayed) acknowledgement of the others.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await loop.sock_connect(sock, (address.host, address.port))
         except OSError as exc:
             sock.close()
