@@ -9,8 +9,8 @@ Contract for every probe:
   ``monitord.checks``' business.
 - It raises when the exchange fails; ``classify_exception`` says what the
   exception means (``connection refused``, ``response larger than N bytes``…).
-- It does not enforce the scenario's timeout. The caller runs it under
-  ``asyncio.timeout`` and reports ``timeout after N ms``; a probe is
+- It does not enforce the scenario's timeout. The caller cancels it at its
+  deadline and reports ``timeout after N ms``; a probe is
   cancellation-safe and leaves no socket, transport or task behind.
 - It opens a fresh connection every time: no keep-alive, no shared cookies.
 """
