@@ -300,9 +300,10 @@ async def test_runs_due_in_the_same_tick_start_in_one_loop_pass() -> None:
     finally:
         await scheduler.stop(0.2)
     elapsed = time.monotonic() - began
-    # About 1,000 runs over about 2 s: at most one pass per tick, where a wake per run
-    # would take a pass for nearly every run.
-    assert len(set(pass_of_run)) <= elapsed / WAKE_TICK_S + 2
+    # About 1,000 runs over about 2 s: about one pass per tick (some slack for a tick
+    # woken a hair early and re-armed), where a wake per run would take a pass for
+    # nearly every run.
+    assert len(set(pass_of_run)) <= 1.5 * elapsed / WAKE_TICK_S
     assert len(set(pass_of_run)) < len(pass_of_run) / 2
     # Each run starts at or after its slot, and within a tick of it (and some slack).
     assert all(0 <= lateness < WAKE_TICK_S + 0.1 for _, lateness in observer.starts)
