@@ -2,7 +2,7 @@
 
 ``asyncio.timeout`` gives every run a timer handle of its own, pushed onto the event
 loop's heap and compared there in Python; at thousands of runs a second that was about
-a tenth of the CPU a run costs beyond its probe. Here deadlines are rounded up to
+13 % of the CPU a run costs beyond its probe. Here deadlines are rounded up to
 ``TICK_S`` ticks and the runs that share a tick share one loop timer: a run costs a set
 insertion and removal.
 """
