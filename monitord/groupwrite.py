@@ -25,7 +25,7 @@ import asyncio
 import logging
 
 from monitord.model import BatchPayload
-from monitord.store import Store, StoreError, put_payload, put_state
+from monitord.store import Store, StoreError, put_payloads, put_states
 from monitord.tracker import ScenarioState
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,8 @@ class GroupWriter:
         if states or payloads:
             try:
                 with self._store.transaction() as connection:
-                    for scenario_id, state in states.items():
-                        put_state(connection, scenario_id, state)
-                    for scenario_id, payload in payloads.items():
-                        put_payload(connection, scenario_id, payload)
+                    put_states(connection, states.items())
+                    put_payloads(connection, payloads.items())
             except StoreError as exc:
                 ok = False
                 log.error(

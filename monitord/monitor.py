@@ -359,8 +359,7 @@ class Monitor:
         (await ``self._writer.written()`` for it to be on disk). False when the store
         could not record it."""
         scenario = entry.scenario
-        scenario_log = ScenarioLog(log, scenario)
-        _log_result(scenario_log, result)
+        _log_result(scenario, result)
         if self._entries.get(scenario.id) is not entry:
             return True  # removed by a reload while it ran: nothing left to record
         entry.stats.observe(result)
@@ -738,11 +737,12 @@ def _timestamp(moment: datetime | None) -> str | None:
     return None if moment is None else format_timestamp(moment.astimezone(UTC))
 
 
-def _log_result(scenario_log: ScenarioLog, result: Result) -> None:
+def _log_result(scenario: Scenario, result: Result) -> None:
     failed = result.outcome is Outcome.FAILURE
     # A line per passing run is noise at scale (and about a tenth of the CPU): DEBUG.
-    if not scenario_log.isEnabledFor(logging.WARNING if failed else logging.DEBUG):
+    if not log.isEnabledFor(logging.WARNING if failed else logging.DEBUG):
         return
+    scenario_log = ScenarioLog(log, scenario)
     detail = f"{result.outcome.value} in {result.duration_ms:.1f} ms"
     if result.status_code is not None:
         detail += f" (status {result.status_code})"

@@ -12,6 +12,7 @@ job did report, and what it sent is broken. Answers use the seed's envelope.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(MULTI_PATH, _multi)
 
 
+@functools.lru_cache(maxsize=1024)  # every answer names it; the keys in use are few
 def service_id(app_key: str) -> str:
     # Through bytes: an appkey given in JSON may hold a lone surrogate.
     name = app_key.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

@@ -303,44 +303,72 @@ class Store:
 # --- writes inside a transaction --------------------------------------------------------------
 
 
+_PUT_STATE = (
+    "INSERT INTO scenario_state (scenario_id, status, consecutive_failures,"
+    " failing_since, opened_kind, last_result, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (scenario_id) DO UPDATE SET status = excluded.status,"
+    " consecutive_failures = excluded.consecutive_failures,"
+    " failing_since = excluded.failing_since, opened_kind = excluded.opened_kind,"
+    " last_result = excluded.last_result, updated_at = excluded.updated_at"
+)
+_PUT_PAYLOAD = (
+    "INSERT INTO batch_payload (scenario_id, request_id, received_at, client, body, result)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (scenario_id) DO UPDATE SET request_id = excluded.request_id,"
+    " received_at = excluded.received_at, client = excluded.client,"
+    " body = excluded.body, result = excluded.result"
+)
+
+
 def put_state(connection: sqlite3.Connection, scenario_id: str, state: ScenarioState) -> None:
     """Insert or replace the state of one scenario within the caller's transaction."""
+    put_states(connection, [(scenario_id, state)])
+
+
+def put_states(connection: sqlite3.Connection, states: Iterable[tuple[str, ScenarioState]]) -> None:
+    """Insert or replace the states of scenarios within the caller's transaction."""
+    updated_at = format_time(datetime.now(UTC))
+    connection.executemany(
+        _PUT_STATE, (_state_row(scenario_id, state, updated_at) for scenario_id, state in states)
+    )
+
+
+def _state_row(scenario_id: str, state: ScenarioState, updated_at: str) -> tuple[Any, ...]:
     result = state.last_result
-    connection.execute(
-        "INSERT INTO scenario_state (scenario_id, status, consecutive_failures,"
-        " failing_since, opened_kind, last_result, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (scenario_id) DO UPDATE SET status = excluded.status,"
-        " consecutive_failures = excluded.consecutive_failures,"
-        " failing_since = excluded.failing_since, opened_kind = excluded.opened_kind,"
-        " last_result = excluded.last_result, updated_at = excluded.updated_at",
-        (
-            scenario_id,
-            state.status.value,
-            state.consecutive_failures,
-            None if state.failing_since is None else format_time(state.failing_since),
-            None if state.opened_kind is None else state.opened_kind.value,
-            None if result is None else _encode_result(result),
-            format_time(datetime.now(UTC)),
-        ),
+    return (
+        scenario_id,
+        state.status.value,
+        state.consecutive_failures,
+        None if state.failing_since is None else format_time(state.failing_since),
+        None if state.opened_kind is None else state.opened_kind.value,
+        None if result is None else _encode_result(result),
+        updated_at,
     )
 
 
 def put_payload(connection: sqlite3.Connection, scenario_id: str, payload: BatchPayload) -> None:
     """Keep ``payload`` as the last one of its scenario, within the caller's transaction."""
-    connection.execute(
-        "INSERT INTO batch_payload (scenario_id, request_id, received_at, client, body, result)"
-        " VALUES (?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (scenario_id) DO UPDATE SET request_id = excluded.request_id,"
-        " received_at = excluded.received_at, client = excluded.client,"
-        " body = excluded.body, result = excluded.result",
+    put_payloads(connection, [(scenario_id, payload)])
+
+
+def put_payloads(
+    connection: sqlite3.Connection, payloads: Iterable[tuple[str, BatchPayload]]
+) -> None:
+    """Keep each payload as the last one of its scenario, within the caller's transaction
+    (one statement for all: a receiver under load writes dozens per transaction)."""
+    connection.executemany(
+        _PUT_PAYLOAD,
         (
-            scenario_id,
-            payload.request_id,
-            format_time(payload.received_at),
-            payload.client,
-            payload.body,
-            _encode_result(payload.result),
+            (
+                scenario_id,
+                payload.request_id,
+                format_time(payload.received_at),
+                payload.client,
+                payload.body,
+                _encode_result(payload.result),
+            )
+            for scenario_id, payload in payloads
         ),
     )
 
@@ -452,7 +480,9 @@ def _sqlite_why(exc: sqlite3.Error) -> str:
 
 def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds: ``2026-11-23T10:00:00.123456Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_time(value: object) -> datetime:
@@ -468,7 +498,11 @@ def parse_time(value: object) -> datetime:
 def _encode_result(result: Result) -> str:
     data: dict[str, Any] = dict(result.to_json())
     data["failureKind"] = None if result.failure_kind is None else result.failure_kind.value
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _RESULT_JSON.encode(data)
+
+
+# One encoder for every result: json.dumps with options builds a new one per call.
+_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _decode_state(

@@ -8,6 +8,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import hypothesis
+import hypothesis.strategies
 import pytest
 
 from monitord.expressions import (
@@ -429,3 +431,83 @@ def test_xpath_past_its_deadline_is_a_timeout() -> None:
     document = parse_document(XML, XML_BODY, None)
     with pytest.raises(ExpressionTimeout):
         expression.evaluate(document, time.monotonic() - 1)
+
+
+# --- plain paths, looked up without jsonpath-ng's tree -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("$", ()),
+        ("$.status", ("status",)),
+        ("$.a.b.c", ("a", "b", "c")),
+        ("$['a b']", ("a b",)),
+        ('$."x.y"', ("x.y",)),
+        ("$.id", ("id",)),
+        ("$.items.length()", ("items",)),
+        ("$.a[0]", None),
+        ("$.*", None),
+        ("$[*]", None),
+        ("$..a", None),
+        ("$.a,b", None),
+        ("$['a','b']", None),
+        ("a.b", None),
+        ("@.a", None),
+        ("$.items[?(@.price > 10)]", None),
+        ("$.a.`len`", None),
+    ],
+)
+def test_plain_paths_are_recognised(source: str, names: tuple[str, ...] | None) -> None:
+    assert compile_jsonpath(source).names == names
+
+
+def _jsonpath_ng_values(source: str, document: Any) -> list[Any]:
+    return [match.value for match in compile_jsonpath(source).path.find(document)]
+
+
+_KEYS = hypothesis.strategies.sampled_from(["a", "b", "id", "a b", ""])
+_JSON = hypothesis.strategies.recursive(
+    hypothesis.strategies.none()
+    | hypothesis.strategies.booleans()
+    | hypothesis.strategies.integers()
+    | hypothesis.strategies.floats(allow_nan=False)
+    | hypothesis.strategies.text(max_size=3),
+    lambda children: (
+        hypothesis.strategies.lists(children, max_size=3)
+        | hypothesis.strategies.dictionaries(_KEYS, children, max_size=3)
+    ),
+    max_leaves=12,
+)
+_PLAIN = ["$", "$.a", "$.b", "$.id", "$['a b']", "$['']", "$.a.b", "$.a.id", "$.a.b.a", "$.b.b"]
+
+
+@hypothesis.given(document=_JSON, source=hypothesis.strategies.sampled_from(_PLAIN))
+@hypothesis.settings(max_examples=400, deadline=None)
+def test_plain_paths_select_what_jsonpath_ng_selects(document: Any, source: str) -> None:
+    expression = compile_jsonpath(source)
+    assert expression.names is not None
+    assert expression.evaluate(document, later()) == _jsonpath_ng_values(source, document)
+
+
+@pytest.mark.parametrize(
+    ("document", "source", "expected"),
+    [
+        ({"a": {"b": None}}, "$.a.b", [None]),  # present, even when null
+        ({"a": {"c": 1}}, "$.a.b", []),
+        ({"a": [{"b": 1}]}, "$.a.b", []),  # names do not reach into lists
+        ({"a": "text"}, "$.a.b", []),
+        ([{"a": 1}], "$.a", []),
+        ("a", "$.a", []),
+        ({"a": {"b": [1, 2]}}, "$.a.b", [[1, 2]]),
+        ({"a": 1}, "$", [{"a": 1}]),
+    ],
+)
+def test_plain_paths_on_edge_documents(document: Any, source: str, expected: list[Any]) -> None:
+    assert compile_jsonpath(source).evaluate(document, later()) == expected
+    assert _jsonpath_ng_values(source, document) == expected
+
+
+def test_plain_path_with_a_function_applies_it() -> None:
+    assert compile_jsonpath("$.tags.length()").evaluate(DOC, later()) == [2]
+    assert compile_jsonpath("$.missing.length()").evaluate(DOC, later()) == []

@@ -66,7 +66,6 @@ def test_a_passing_run_is_a_debug_line_and_a_failure_a_warning(level: str) -> No
     """At INFO (the daemon's default) only failed runs are logged; DEBUG adds the rest."""
     from datetime import UTC, datetime
 
-    from monitord.logs import ScenarioLog
     from monitord.model import Outcome, Result, ScenarioType
     from monitord.monitor import _log_result
     from tests.factories import api_scenario
@@ -77,7 +76,6 @@ def test_a_passing_run_is_a_debug_line_and_a_failure_a_warning(level: str) -> No
     setup_logging("text", level, text)
     try:
         scenario = api_scenario("http://127.0.0.1:1/")
-        scenario_log = ScenarioLog(logging.getLogger("monitord.monitor"), scenario)
         for outcome in (Outcome.SUCCESS, Outcome.SUPPRESSED, Outcome.FAILURE):
             result = Result(
                 scenario_id=scenario.id,
@@ -88,7 +86,7 @@ def test_a_passing_run_is_a_debug_line_and_a_failure_a_warning(level: str) -> No
                 started_at=datetime.now(UTC),
                 duration_ms=1.5,
             )
-            _log_result(scenario_log, result)
+            _log_result(scenario, result)
     finally:
         root.handlers[:] = handlers
         root.setLevel(old_level)
@@ -96,6 +94,7 @@ def test_a_passing_run_is_a_debug_line_and_a_failure_a_warning(level: str) -> No
     failure = [line for line in lines if "failure in 1.5 ms: why" in line]
     assert len(failure) == 1
     assert " WARNING " in failure[0]
+    assert f"scenario_id={scenario.id}" in failure[0]
     quiet = [line for line in lines if "success in" in line or "suppressed in" in line]
     assert len(quiet) == (2 if level == "DEBUG" else 0)
     assert all(" DEBUG " in line for line in quiet)

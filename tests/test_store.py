@@ -15,11 +15,12 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from monitord import store as store_module
-from monitord.model import FailureKind, Outcome, Result, ScenarioType
+from monitord.model import FailureKind, Outcome, Result, ScenarioType, format_timestamp
 from monitord.store import MIGRATIONS, Store, StoreError
 from monitord.tracker import ScenarioState, Status
 
@@ -699,3 +700,30 @@ def test_a_database_locked_by_another_connection_fails_the_open(db_path: Path) -
     # The failed open released its lock file: the next start succeeds.
     again = Store.open(db_path)
     again.close()
+
+
+@pytest.mark.parametrize(
+    ("moment", "stored", "shown"),
+    [
+        (
+            datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC),
+            "2026-11-23T10:00:00.123456Z",
+            "2026-11-23T10:00:00.123Z",
+        ),
+        (  # another zone is turned into UTC
+            datetime(2026, 11, 23, 9, 0, 0, 5000, tzinfo=timezone(timedelta(hours=9))),
+            "2026-11-23T00:00:00.005000Z",
+            "2026-11-23T00:00:00.005Z",
+        ),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000000Z", "0001-01-01T00:00:00.000Z"),
+        (
+            datetime(2026, 1, 1, 12, tzinfo=ZoneInfo("UTC")),
+            "2026-01-01T12:00:00.000000Z",
+            "2026-01-01T12:00:00.000Z",
+        ),
+    ],
+)
+def test_times_are_written_in_utc_with_z(moment: datetime, stored: str, shown: str) -> None:
+    assert store_module.format_time(moment) == stored
+    assert store_module.parse_time(stored) == moment
+    assert format_timestamp(moment) == shown

@@ -6,6 +6,7 @@ Reasons name the check and say what was seen: ``$.numErrors LTE 0: got 3``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -57,12 +58,22 @@ def mismatch_of(operator: Operator, value: Any, operand: str) -> Mismatch | None
     GT / GTE / LT / LTE are numeric only: a value (or operand) that is not a
     number never holds, and is flagged, never read as 0.
     """
+    return _mismatch(operator, value, operand, as_number(operand))
+
+
+# Operands come from scenario files: a bounded set, each read as a number once.
+_operand_number = functools.lru_cache(maxsize=4096)(as_number)
+
+
+def _mismatch(
+    operator: Operator, value: Any, operand: str, wanted: Decimal | None
+) -> Mismatch | None:
+    """``mismatch_of`` with the operand already read as a number (``wanted``)."""
     if operator is Operator.CONTAINS:
         return None if operand in as_text(value) else Mismatch(value)
     if operator is Operator.NOT_CONTAINS:
         return Mismatch(value) if operand in as_text(value) else None
     number = as_number(value)
-    wanted = as_number(operand)
     if operator is Operator.EQ or operator is Operator.NE:
         if number is not None and wanted is not None:
             equal = number == wanted
@@ -115,26 +126,30 @@ def check_expression(check: TextCheck, document: Any, *, budget_s: float) -> str
     The expression gets ``budget_s`` seconds from now. The check holds only
     when the expression selects at least one value and every value satisfies it.
     """
-    label = f"{check.expression.source} {check.operator.value} {check.operand}"
-    if check.operator in NUMERIC_OPERATORS and as_number(check.operand) is None:
-        return f"{label}: operand {render(check.operand)} is not a number"
+    wanted = _operand_number(check.operand)
+    if check.operator in NUMERIC_OPERATORS and wanted is None:
+        return f"{_label(check)}: operand {render(check.operand)} is not a number"
     deadline = time.monotonic() + budget_s
     try:
         values = check.expression.evaluate(document, deadline)
     except ExpressionTimeout:
-        return f"{label}: exceeded the {format_ms(budget_s)} ms time budget"
+        return f"{_label(check)}: exceeded the {format_ms(budget_s)} ms time budget"
     except ExpressionEvaluationError as exc:
-        return f"{label}: {exc}"
+        return f"{_label(check)}: {exc}"
     if not values:
-        return f"{label}: matched nothing"
+        return f"{_label(check)}: matched nothing"
     mismatches = [
         mismatch
         for value in values
-        if (mismatch := mismatch_of(check.operator, value, check.operand)) is not None
+        if (mismatch := _mismatch(check.operator, value, check.operand, wanted)) is not None
     ]
     if not mismatches:
         return None
-    return f"{label}: got {_describe(mismatches)}"
+    return f"{_label(check)}: got {_describe(mismatches)}"
+
+
+def _label(check: TextCheck) -> str:
+    return f"{check.expression.source} {check.operator.value} {check.operand}"
 
 
 def format_ms(seconds: float) -> str:

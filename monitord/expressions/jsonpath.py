@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import jsonpath_ng.jsonpath
 import regex
 from jsonpath_ng import Child, DatumInContext, Fields, Index, JSONPath, Root, This
 from jsonpath_ng.exceptions import JSONPathError
@@ -58,6 +59,8 @@ class JsonPathExpression:
     path: JSONPath
     function: str | None = None
     definite: bool = True
+    # ``$.a.b``: the names, looked up directly (see ``plain_names``); None for other paths.
+    names: tuple[str, ...] | None = None
 
     def evaluate(self, document: Any, deadline: float) -> list[Any]:
         """The values the path selects from a parsed JSON document.
@@ -68,6 +71,15 @@ class JsonPathExpression:
         """
         if time.monotonic() > deadline:
             raise ExpressionTimeout("deadline passed before evaluation")
+        if self.names is not None:
+            values = _look_up(document, self.names)
+        else:
+            values = self._find(document, deadline)
+        if self.function is None:
+            return values
+        return apply_function(self.function, values, definite=self.definite)
+
+    def _find(self, document: Any, deadline: float) -> list[Any]:
         token = _DEADLINE.set(deadline)
         try:
             found: Any = self.path.find(document)
@@ -86,10 +98,18 @@ class JsonPathExpression:
             raise ExpressionTimeout("evaluation ran past its deadline")
         # A few jsonpath-ng nodes (`sorted`) return a bare datum instead of a list.
         matches = found if isinstance(found, list) else [found]
-        values = [match.value if isinstance(match, DatumInContext) else match for match in matches]
-        if self.function is None:
-            return values
-        return apply_function(self.function, values, definite=self.definite)
+        return [match.value if isinstance(match, DatumInContext) else match for match in matches]
+
+
+def _look_up(document: Any, names: tuple[str, ...]) -> list[Any]:
+    """What jsonpath-ng selects with ``$.name…`` in a JSON document: the value at the
+    end of the names, when each step is an object holding the name, else nothing."""
+    value = document
+    for name in names:
+        if not isinstance(value, dict) or name not in value:
+            return []
+        value = value[name]
+    return [value]
 
 
 def compile_jsonpath(source: str) -> JsonPathExpression:
@@ -112,7 +132,30 @@ def compile_jsonpath(source: str) -> JsonPathExpression:
         definite = is_definite(path)
     except RecursionError as exc:
         raise ExpressionError("JSONPath is nested too deeply") from exc
-    return JsonPathExpression(source=source, path=path, function=function, definite=definite)
+    return JsonPathExpression(
+        source=source, path=path, function=function, definite=definite, names=plain_names(path)
+    )
+
+
+def plain_names(path: JSONPath) -> tuple[str, ...] | None:
+    """The names of a path made of ``$`` and single plain names only (``$.a.b``,
+    ``$['a b']``), or None for any other path.
+
+    Most checks are such paths, and jsonpath-ng builds a context object per step of
+    them; ``_look_up`` follows the names with the same result for ten times less."""
+    if jsonpath_ng.jsonpath.auto_id_field is not None:  # `id` would mean something else
+        return None
+    names: list[str] = []
+    node = path
+    while isinstance(node, Child):  # `$.a.b` is Child(Child(Root(), a), b)
+        step = node.right
+        if type(step) is not Fields or len(step.fields) != 1 or step._deprecated_wildcard_use:
+            return None
+        names.append(step.fields[0])
+        node = node.left
+    if type(node) is not Root:
+        return None
+    return tuple(reversed(names))
 
 
 def is_definite(path: JSONPath) -> bool:
