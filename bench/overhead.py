@@ -19,10 +19,12 @@ HTTP: ``{"payloads": ..., "cpu_s": ...}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from monitord.config.settings import load_config
 from monitord.metrics import Metrics
 from monitord.model import Observation, Scenario, ScenarioType
 from monitord.monitor import Monitor
+from monitord.probes import Probe
 from monitord.runner import Runner
 from monitord.store import Store
 
@@ -48,31 +51,39 @@ class AnswerAtOnce:
         return Observation(body=REPLY)
 
 
-async def measure(scenarios: int, warm_s: float, window_s: float) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def _started(
+    items: Sequence[str], probes: Mapping[ScenarioType, Probe]
+) -> AsyncIterator[Monitor]:
+    """A started Monitor over ``items`` with a real SQLite store, in a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="monitord-overhead-") as workdir:
         folder = Path(workdir)
-        (folder / "s").mkdir()
-        # Port 9 is never contacted: the probe answers without a socket.
-        items = [socket_scenario(f"u{i}", "UDP", 9, 1) for i in range(scenarios)]
         write_scenarios(folder / "s", items)
         (folder / "config.yaml").write_text("scenarios: ./s\nstate: ./state.sqlite3\n")
         config = load_config(folder / "config.yaml", {})
         store = Store.open(config.state_path)
-        probe = AnswerAtOnce()
-        runner = Runner({ScenarioType.UDP: probe})
+        runner = Runner(probes)
         monitor = Monitor(config, {}, store, runner, Metrics())
         try:
             await monitor.start()
-            await asyncio.sleep(warm_s)
-            runs0 = probe.runs
-            cpu0, wall0 = time.process_time(), time.monotonic()
-            await asyncio.sleep(window_s)
-            cpu1, wall1 = time.process_time(), time.monotonic()
-            runs = probe.runs - runs0
+            yield monitor
             await monitor.stop(1.0)
         finally:
             runner.close()
             store.close()
+
+
+async def measure(scenarios: int, warm_s: float, window_s: float) -> dict[str, float]:
+    # Port 9 is never contacted: the probe answers without a socket.
+    items = [socket_scenario(f"u{i}", "UDP", 9, 1) for i in range(scenarios)]
+    probe = AnswerAtOnce()
+    async with _started(items, {ScenarioType.UDP: probe}):
+        await asyncio.sleep(warm_s)
+        runs0 = probe.runs
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(window_s)
+        cpu1, wall1 = time.process_time(), time.monotonic()
+        runs = probe.runs - runs0
     return {"runs": runs, "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0}
 
 
@@ -84,15 +95,9 @@ async def measure_payloads(payloads: int) -> dict[str, float]:
     from bench.receiver import payload
 
     body = payload()
-    with tempfile.TemporaryDirectory(prefix="monitord-overhead-") as workdir:
-        folder = Path(workdir)
-        items = [batch_scenario(f"b{i}") for i in range(PAYLOAD_CONCURRENCY)]
-        write_scenarios(folder / "s", items)
-        (folder / "config.yaml").write_text("scenarios: ./s\nstate: ./state.sqlite3\n")
-        config = load_config(folder / "config.yaml", {})
-        store = Store.open(config.state_path)
-        runner = Runner({})
-        monitor = Monitor(config, {}, store, runner, Metrics())
+    items = [batch_scenario(f"b{i}") for i in range(PAYLOAD_CONCURRENCY)]
+    async with _started(items, {}) as monitor:
+        ids = [s.id for scenarios in monitor.loaded_files().values() for s in scenarios]
 
         async def receive(scenario_id: str) -> None:
             receipt = await monitor.receive_payload(
@@ -110,18 +115,11 @@ async def measure_payloads(payloads: int) -> dict[str, float]:
             for _ in range(count):
                 await asyncio.gather(*(receive(i) for i in ids))
 
-        try:
-            await monitor.start()
-            ids = [s.id for scenarios in monitor.loaded_files().values() for s in scenarios]
-            await rounds(10)  # warm-up
-            done = max(payloads // len(ids), 1)
-            cpu0 = time.process_time()
-            await rounds(done)
-            cpu1 = time.process_time()
-            await monitor.stop(1.0)
-        finally:
-            runner.close()
-            store.close()
+        await rounds(10)  # warm-up
+        done = max(payloads // len(ids), 1)
+        cpu0 = time.process_time()
+        await rounds(done)
+        cpu1 = time.process_time()
     return {"payloads": done * len(ids), "cpu_s": cpu1 - cpu0}
 
 

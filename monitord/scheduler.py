@@ -318,7 +318,8 @@ def latest_slot(
 ) -> tuple[datetime, datetime | None]:
     """The last slot at or before ``now``, counting from ``due`` (``due`` itself when the
     loop woke on time), and the slot after it."""
-    if isinstance(trigger, IntervalTrigger):  # arithmetic: the trigger's call costs more
+    if isinstance(trigger, IntervalTrigger) and trigger.end_date is None and not trigger.jitter:
+        # Plain arithmetic: the trigger's call costs more (ours have no end and no jitter).
         period: timedelta = trigger.interval
         latest = due + max((now - due) // period, 0) * period
         return latest, latest + period

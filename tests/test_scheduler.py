@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from apscheduler.triggers.interval import IntervalTrigger
 
 from monitord.config.cron import parse_cron
 from monitord.model import Scenario, Schedule
@@ -451,6 +452,12 @@ def test_latest_slot_of_an_interval_is_what_stepping_its_trigger_gives(late_s: f
         latest, following = following, trigger.get_next_fire_time(following, now)
     assert latest_slot(trigger, due, now) == (latest, following)
     assert latest <= max(now, due) < following
+
+
+def test_latest_slot_of_an_interval_that_ends_has_no_slot_after_the_end() -> None:
+    trigger = IntervalTrigger(seconds=10, start_date=NOW, end_date=NOW + timedelta(seconds=25))
+    now = NOW + timedelta(seconds=21)
+    assert latest_slot(trigger, NOW, now) == (NOW + timedelta(seconds=20), None)
 
 
 def test_slots_since_cron_slots() -> None:
