@@ -5,10 +5,12 @@ payload that passes both checks of its BATCH scenario, at ``connections`` keep-a
 connections for a fixed window, the load spread round-robin over every BATCH scenario
 (so each request updates a different scenario's row, as many batch jobs would). The
 ceiling, in the same run, is a bare aiohttp server whose one handler only decodes the
-JSON body and answers a small JSON document, driven the same way.
+JSON body and answers a small JSON document, driven the same way. A second server, the
+least durable receiver, does only what any receiver of SPEC §7 must: two checks, the
+verdict committed to SQLite before the answer, the seed's answer echoing the payload.
 
 The driver is ``wrk`` (Debian) with a Lua script when installed, else an aiohttp client
-in a process of its own. Both servers are single processes on a 2-core machine where the
+in a process of its own. All servers are single processes on a 2-core machine where the
 driver takes the other core, so requests per CPU-second of each server are reported too.
 
 Every answer must be 200 with ``resultCode`` 0, else the measurement failed. After the
@@ -346,44 +348,126 @@ def _load(
     return load
 
 
-# --- the bare ceiling ----------------------------------------------------------------
+# --- the ceilings --------------------------------------------------------------------
+# Two servers beside monitord, each a single process driven the same way:
+# * bare: decodes the JSON body and answers a fixed envelope (the target's ceiling);
+# * least durable receiver: the least any receiver of SPEC §7 must do. It decodes the
+#   payload, runs the scenario's two checks, commits payload and verdict to SQLite (WAL,
+#   synchronous=NORMAL, one transaction per loop pass, the answer waits for it) and
+#   answers the seed's envelope echoing the payload. Between the two, it shows how much
+#   of monitord's distance to the bare handler is the work itself.
+
+LEAST_SERVICE_ID = "00000000-0000-5000-8000-000000000000"
 
 
-async def _bare_serve() -> None:
+class _LeastReceiver:
+    """The least durable receiver's store: payload rows written per loop pass."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.execute(
+            "CREATE TABLE payload (scenario_id TEXT PRIMARY KEY, request_id TEXT,"
+            " received_at TEXT, client TEXT, body BLOB, verdict TEXT)"
+        )
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.group: asyncio.Future[None] | None = None
+
+    def written(self, row: tuple[Any, ...]) -> asyncio.Future[None]:
+        """Queue ``row`` (the latest per scenario); resolves once its group is committed."""
+        self.rows[row[0]] = row
+        if self.group is None:
+            loop = asyncio.get_running_loop()
+            self.group = loop.create_future()
+            loop.call_soon(self._flush)
+        return self.group
+
+    def _flush(self) -> None:
+        group, rows, self.group, self.rows = self.group, list(self.rows.values()), None, {}
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.executemany("INSERT OR REPLACE INTO payload VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self.db.execute("COMMIT")
+        assert group is not None
+        group.set_result(None)
+
+    async def answer(self, request: Any, raw: bytes) -> Any:
+        import uuid
+        from datetime import UTC, datetime
+
+        from aiohttp import web
+
+        document = json.loads(raw)
+        passed = document.get("status") == "done" and document.get("failed") == 0
+        status = "success" if passed else "failure"
+        scenario_id = request.match_info["scenario_id"]
+        received_at = datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+        request_id = str(uuid.uuid4())
+        verdict = json.dumps({"result": status, "reasons": []})
+        row = (scenario_id, request_id, received_at, request.remote, raw, verdict)
+        await asyncio.shield(self.written(row))  # the group's future is shared
+        element = {
+            "pk": {"serviceId": LEAST_SERVICE_ID, "requestId": request_id},
+            "scenarioId": scenario_id,
+            "ipaddr": request.remote,
+            "requestTime": received_at,
+            "requestData": {"body": raw.decode()},
+            "serviceCode": 0,
+            "status": status,
+            "reasons": [],
+        }
+        header = {"isSuccessful": True, "resultCode": 0, "resultMessage": "SUCCESS"}
+        return web.json_response({"header": header, "body": element})
+
+
+async def _ceiling_serve(kind: str) -> None:
     from aiohttp import web
 
-    async def receive(request: web.Request) -> web.Response:
-        json.loads(await request.read())
-        return web.Response(body=BARE_ANSWER, content_type="application/json")
+    with tempfile.TemporaryDirectory(prefix="monitord-bench-least-") as folder:
+        least = _LeastReceiver(Path(folder) / "state.sqlite3") if kind == "least" else None
 
-    app = web.Application()
-    app.router.add_post(PATH, receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
-    # Serve until the parent closes our stdin (or terminates us).
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await runner.cleanup()
+        async def receive(request: web.Request) -> web.StreamResponse:
+            raw = await request.read()
+            if least is not None:
+                response: web.StreamResponse = await least.answer(request, raw)
+                return response
+            json.loads(raw)
+            return web.Response(body=BARE_ANSWER, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_post(PATH, receive)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
+        # Serve until the parent closes our stdin (or terminates us).
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await runner.cleanup()
+        if least is not None:
+            least.db.close()
 
 
-def bare_main() -> None:
-    asyncio.run(_bare_serve())
+def ceiling_main(kind: str) -> None:
+    asyncio.run(_ceiling_serve(kind))
 
 
-class _Bare:
-    """The bare handler's server in a process of its own."""
+class _Ceiling:
+    """A ceiling's server (``bare`` or ``least``) in a process of its own."""
 
-    def __enter__(self) -> _Bare:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __enter__(self) -> _Ceiling:
         self.process = python_process(
-            "from bench.receiver import bare_main; bare_main()", stdin=subprocess.PIPE
+            f"from bench.receiver import ceiling_main; ceiling_main({self.kind!r})",
+            stdin=subprocess.PIPE,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
             stop_process(self.process)
-            raise MeasurementError("the bare aiohttp server did not start")
+            raise MeasurementError(f"the {self.kind} ceiling server did not start")
         self.url = f"http://127.0.0.1:{json.loads(line)['port']}"
         return self
 
@@ -438,6 +522,7 @@ def _stored_scenarios(running: Daemon, ids: list[str]) -> int:
 class _Measured:
     monitord: Load | None
     bare: Load | None
+    least: Load | None
     answered: int  # 200s with resultCode 0 over every monitord window
     recorded: float  # payloads the store counted over those windows
     failed_payloads: float
@@ -457,8 +542,9 @@ def measure(size: Size, driver: str) -> _Measured:
     notes: list[str] = []
     monitord_loads: list[Load] = []
     bare_loads: list[Load] = []
+    least_loads: list[Load] = []
     recorded = failed = 0.0
-    with daemon(items) as running, _Bare() as bare:
+    with daemon(items) as running, _Ceiling("bare") as bare, _Ceiling("least") as least:
         ids = _batch_ids(running)
         if len(ids) != size.scenarios:
             raise RuntimeError(f"monitord loaded {len(ids)} of {size.scenarios} BATCH scenarios")
@@ -466,6 +552,7 @@ def measure(size: Size, driver: str) -> _Measured:
         for _ in range(size.rounds):
             for name, url, pid, loads in (
                 ("bare", bare.url, bare.process.pid, bare_loads),
+                ("least durable receiver", least.url, least.process.pid, least_loads),
                 ("monitord", running.url, running.pid, monitord_loads),
             ):
                 warm = _load(driver, url, paths, size.connections, size.warmup_s, pid)
@@ -492,6 +579,7 @@ def measure(size: Size, driver: str) -> _Measured:
     return _Measured(
         monitord=_best(monitord_loads),
         bare=_best(bare_loads),
+        least=_best(least_loads),
         answered=sum(x.good for x in monitord_loads),
         recorded=recorded,
         failed_payloads=failed,
@@ -513,7 +601,7 @@ def rows(size: Size, m: _Measured) -> list[Row]:
         how += f", best of {size.rounds} alternated"
     note = "; ".join([how, *m.notes])
     judge = size.judged
-    mon, bare = m.monitord, m.bare
+    mon, bare, least = m.monitord, m.bare, m.least
     out: list[Row] = []
     if mon is None or bare is None:
         missing = "monitord" if mon is None else "bare handler"
@@ -558,6 +646,20 @@ def rows(size: Size, m: _Measured) -> list[Row]:
                     f" driver {mon.driver_cpu_s / mon.duration_s:.0%}"
                     f" vs {bare.driver_cpu_s / bare.duration_s:.0%}"
                 ),
+            )
+        )
+    if least is None or bare is None:
+        out.append(Row("least durable receiver requests/s", None, "req/s", note="failed"))
+    else:
+        of_least = f"; monitord does {mon.rate / least.rate:.0%} of its rate" if mon else ""
+        out.append(
+            Row(
+                "least durable receiver requests/s (checks, SQLite commit, seed answer)",
+                least.rate,
+                "req/s",
+                ceiling=bare.rate,
+                ceiling_name="bare aiohttp handler",
+                note=f"p99 {least.p99_ms:.1f} ms, {least.per_cpu_s:,.0f} req/CPU-s{of_least}",
             )
         )
     # Each verdict is committed before its answer: the store's count may pass the 200s

@@ -43,6 +43,7 @@ def test_tiny_run_of_every_part_writes_every_figure(tmp_path: Path) -> None:
     for word in ("API checks", "TCP", "UDP", "lateness", "RSS", "/metrics", "READY", "reload"):
         assert word in figures, (word, figures)
     assert "receiver requests/s" in figures
+    assert "least durable receiver requests/s" in figures
     assert "CPU per payload without HTTP" in figures
     assert "CPU per run beyond the probe" in figures
     assert "/metrics size with only the series SPEC" in figures
