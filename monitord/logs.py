@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,38 @@ class ScenarioLog(logging.LoggerAdapter[logging.Logger]):
         extra.update(kwargs.get("extra") or {})
         kwargs["extra"] = extra
         return msg, kwargs
+
+
+class Throttle:
+    """At most one line per key and window: the first occurrence is logged, the next ones
+    within the window are only counted, and the first line after the window says how
+    many were held back. Keeps one entry per key seen in the last two windows."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # key -> (last line at, held since)
+        self._pruned_at = clock()
+
+    def allow(self, key: str, count: int = 1) -> int | None:
+        """None: hold this occurrence (of ``count`` events) back. Otherwise log it now,
+        and the number is how many events were held back since the key's last line."""
+        now = self._clock()
+        if now - self._pruned_at >= self.window_s:
+            self._prune(now)
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window_s:
+            self._seen[key] = (seen[0], seen[1] + count)
+            return None
+        self._seen[key] = (now, 0)
+        return 0 if seen is None else seen[1]
+
+    def _prune(self, now: float) -> None:
+        # A key quiet for two windows has nothing held that its next line could still
+        # report as recent; the counters in metrics keep every event.
+        self._pruned_at = now
+        horizon = now - 2 * self.window_s
+        self._seen = {k: v for k, v in self._seen.items() if v[0] >= horizon}
 
 
 def _timestamp(record: logging.LogRecord) -> str:

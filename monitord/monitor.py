@@ -34,7 +34,7 @@ from monitord.events.body import EventSettings
 from monitord.events.lifecycle import EventBook, combine
 from monitord.events.outbox import EventChange, Outbox, write_change
 from monitord.groupwrite import GroupWriter
-from monitord.logs import ScenarioLog
+from monitord.logs import ScenarioLog, Throttle
 from monitord.metrics import Metrics, RunStats, ScenarioSample
 from monitord.model import (
     BatchPayload,
@@ -80,6 +80,8 @@ class Receipt:
 # A result that leaves a scenario's status and counts as they are on disk is written at
 # most this often per scenario (and at stop): its last result is all that changed.
 RESULT_SAVE_PERIOD_S = 10.0
+# Missed and skipped runs: at most one log line of each per scenario in this window.
+SCHEDULE_LOG_WINDOW_S = 600.0
 
 
 class Entry:
@@ -662,26 +664,48 @@ class Monitor:
 
 
 class _ScheduleMetrics:
-    """Schedule timeliness into metrics, and into the log where an operator should see it."""
+    """Schedule timeliness into metrics, and into the log where an operator should see it.
 
-    def __init__(self, metrics: Metrics) -> None:
+    Every missed and skipped slot is counted; the log has at most one line of each kind
+    per scenario and ``SCHEDULE_LOG_WINDOW_S`` (a scenario whose runs outlast its
+    interval skips every other slot, for as long as it is loaded)."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
         self._metrics = metrics
+        self._missed_lines = Throttle(SCHEDULE_LOG_WINDOW_S, clock)
+        self._skipped_lines = Throttle(SCHEDULE_LOG_WINDOW_S, clock)
 
     def started(self, scenario: Scenario, lateness_s: float) -> None:
         self._metrics.lateness.observe(lateness_s)
 
     def missed(self, scenario: Scenario, slots: int) -> None:
         self._metrics.missed.inc(slots)
-        ScenarioLog(log, scenario).warning(
-            "%d scheduled runs missed (the daemon could not start them on time); ran once late",
-            slots,
-        )
+        held = self._missed_lines.allow(scenario.id, slots)
+        if held is not None:
+            ScenarioLog(log, scenario).warning(
+                "%d scheduled runs missed (the daemon could not start them on time);"
+                " ran once late%s",
+                slots,
+                _held_back(held, "missed", self._missed_lines.window_s),
+            )
 
     def skipped(self, scenario: Scenario, slots: int) -> None:
         self._metrics.skipped.inc(slots)
-        ScenarioLog(log, scenario).warning(
-            "run skipped: the previous run was still going when this one was due"
-        )
+        held = self._skipped_lines.allow(scenario.id, slots)
+        if held is not None:
+            ScenarioLog(log, scenario).warning(
+                "run skipped: the previous run was still going when this one was due%s",
+                _held_back(held, "skipped", self._skipped_lines.window_s),
+            )
+
+
+def _held_back(held: int, what: str, window_s: float) -> str:
+    if not held:
+        return ""
+    return (
+        f"; {held} more runs {what} since the last such line"
+        f" (one line per {window_s / 60:g} minutes; the metric counts every one)"
+    )
 
 
 def _sample(entry: Entry, region: str) -> ScenarioSample:
