@@ -44,7 +44,7 @@ class ScenarioLog(logging.LoggerAdapter[logging.Logger]):
 class Throttle:
     """At most one line per key and window: the first occurrence is logged, the next ones
     within the window are only counted, and the first line after the window says how
-    many were held back. Keeps one entry per key seen in the last two windows."""
+    many were held back. Keys quiet for two windows are forgotten."""
 
     def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s

@@ -668,7 +668,7 @@ class _ScheduleMetrics:
 
     Every missed and skipped slot is counted; the log has at most one line of each kind
     per scenario and ``SCHEDULE_LOG_WINDOW_S`` (a scenario whose runs outlast its
-    interval skips every other slot, for as long as it is loaded)."""
+    interval skips slots for as long as it is loaded)."""
 
     def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
         self._metrics = metrics
