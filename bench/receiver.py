@@ -37,9 +37,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from bench.common import (
     CLOCK_TICKS,
@@ -391,12 +395,7 @@ class _LeastReceiver:
         assert group is not None
         group.set_result(None)
 
-    async def answer(self, request: Any, raw: bytes) -> Any:
-        import uuid
-        from datetime import UTC, datetime
-
-        from aiohttp import web
-
+    async def answer(self, request: web.Request, raw: bytes) -> web.Response:
         document = json.loads(raw)
         passed = document.get("status") == "done" and document.get("failed") == 0
         status = "success" if passed else "failure"
@@ -405,8 +404,9 @@ class _LeastReceiver:
         request_id = str(uuid.uuid4())
         verdict = json.dumps({"result": status, "reasons": []})
         row = (scenario_id, request_id, received_at, request.remote, raw, verdict)
-        await asyncio.shield(self.written(row))  # the group's future is shared
-        element = {
+        # Shielded: a cancelled request must not cancel its whole group's future.
+        await asyncio.shield(self.written(row))
+        element: dict[str, Any] = {
             "pk": {"serviceId": LEAST_SERVICE_ID, "requestId": request_id},
             "scenarioId": scenario_id,
             "ipaddr": request.remote,
@@ -421,16 +421,13 @@ class _LeastReceiver:
 
 
 async def _ceiling_serve(kind: str) -> None:
-    from aiohttp import web
-
     with tempfile.TemporaryDirectory(prefix="monitord-bench-least-") as folder:
         least = _LeastReceiver(Path(folder) / "state.sqlite3") if kind == "least" else None
 
         async def receive(request: web.Request) -> web.StreamResponse:
             raw = await request.read()
             if least is not None:
-                response: web.StreamResponse = await least.answer(request, raw)
-                return response
+                return await least.answer(request, raw)
             json.loads(raw)
             return web.Response(body=BARE_ANSWER, content_type="application/json")
 
