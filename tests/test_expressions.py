@@ -456,6 +456,7 @@ def test_xpath_past_its_deadline_is_a_timeout() -> None:
         ("@.a", None),
         ("$.items[?(@.price > 10)]", None),
         ("$.a.`len`", None),
+        ("$['*']", ("*",)),  # a key named *, as jsonpath-ng reads it
     ],
 )
 def test_plain_paths_are_recognised(source: str, names: tuple[str, ...] | None) -> None:
@@ -466,7 +467,7 @@ def _jsonpath_ng_values(source: str, document: Any) -> list[Any]:
     return [match.value for match in compile_jsonpath(source).path.find(document)]
 
 
-_KEYS = hypothesis.strategies.sampled_from(["a", "b", "id", "a b", ""])
+_KEYS = hypothesis.strategies.sampled_from(["a", "b", "id", "a b", "", "*"])
 _JSON = hypothesis.strategies.recursive(
     hypothesis.strategies.none()
     | hypothesis.strategies.booleans()
@@ -479,7 +480,19 @@ _JSON = hypothesis.strategies.recursive(
     ),
     max_leaves=12,
 )
-_PLAIN = ["$", "$.a", "$.b", "$.id", "$['a b']", "$['']", "$.a.b", "$.a.id", "$.a.b.a", "$.b.b"]
+_PLAIN = [
+    "$",
+    "$.a",
+    "$.b",
+    "$.id",
+    "$['a b']",
+    "$['']",
+    "$['*']",
+    "$.a.b",
+    "$.a.id",
+    "$.a.b.a",
+    "$.b.b",
+]
 
 
 @hypothesis.given(document=_JSON, source=hypothesis.strategies.sampled_from(_PLAIN))

@@ -149,7 +149,10 @@ def plain_names(path: JSONPath) -> tuple[str, ...] | None:
     node = path
     while isinstance(node, Child):  # `$.a.b` is Child(Child(Root(), a), b)
         step = node.right
-        if type(step) is not Fields or len(step.fields) != 1 or step._deprecated_wildcard_use:
+        # A Fields step of jsonpath-ng's old wildcard syntax means every key: not plain.
+        # (A private flag: read with a default that keeps such paths on jsonpath-ng.)
+        wildcard = getattr(step, "_deprecated_wildcard_use", True)
+        if type(step) is not Fields or len(step.fields) != 1 or wildcard:
             return None
         names.append(step.fields[0])
         node = node.left
