@@ -34,6 +34,7 @@ from monitord.httpbase import (
     error_response,
     read_body,
 )
+from monitord.jsonout import json_response
 from monitord.metrics import PIECE_SCENARIOS, ScenarioSample
 from monitord.monitor import NotRunnableError, UnknownScenarioError
 from monitord.store import StoreError
@@ -127,11 +128,11 @@ async def _openapi(request: web.Request) -> web.StreamResponse:
 async def _health(request: web.Request) -> web.StreamResponse:
     heartbeat = request.app[API].heartbeat
     status = heartbeat.status()
-    return web.json_response(status, status=200 if heartbeat.healthy() else 503)
+    return json_response(status, status=200 if heartbeat.healthy() else 503)
 
 
 async def _scenarios(request: web.Request) -> web.StreamResponse:
-    return web.json_response(request.app[API].monitor.describe())
+    return json_response(request.app[API].monitor.describe())
 
 
 async def _scenario(request: web.Request) -> web.StreamResponse:
@@ -140,7 +141,7 @@ async def _scenario(request: web.Request) -> web.StreamResponse:
         api = request.app[API]
         # The payload itself may carry a job's data: only for the admin key.
         with_body = api.admin_key is not None and admin_authorised(request, api.admin_key)
-        return web.json_response(api.monitor.describe_one(scenario_id, payload_body=with_body))
+        return json_response(api.monitor.describe_one(scenario_id, payload_body=with_body))
     except UnknownScenarioError:
         return error_response(404, f"no scenario with id {scenario_id!r}")
 
@@ -153,13 +154,13 @@ async def _run_now(request: web.Request) -> web.StreamResponse:
         return error_response(404, f"no scenario with id {scenario_id!r}")
     except NotRunnableError as exc:
         return error_response(409, str(exc))
-    return web.json_response(result.to_json())
+    return json_response(result.to_json())
 
 
 async def _reload(request: web.Request) -> web.StreamResponse:
     report = await request.app[API].reload()
     # 422 when a file had errors, so `curl --fail` notices; the valid files did apply.
-    return web.json_response(report.to_json(), status=200 if report.ok else 422)
+    return json_response(report.to_json(), status=200 if report.ok else 422)
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
@@ -169,7 +170,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
         return error_response(400, f"limit must be a whole number from 1 to {MAX_LISTING}")
     monitor = request.app[API].monitor
     listing = monitor.outbox.listing(int(text))
-    return web.json_response({"sinkConfigured": monitor.sink_configured, **listing})
+    return json_response({"sinkConfigured": monitor.sink_configured, **listing})
 
 
 async def _requeue(request: web.Request) -> web.StreamResponse:
@@ -191,7 +192,7 @@ async def _requeue(request: web.Request) -> web.StreamResponse:
         api.metrics.event(row.event_type, "requeued")
     if result.requeued:
         log.info("%d dead letters re-queued", len(result.requeued))
-    return web.json_response(
+    return json_response(
         {
             "requeued": len(result.requeued),
             "ids": [row.seq for row in result.requeued],

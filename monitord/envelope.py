@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from monitord.jsonout import json_response
+
 SUCCESS = 0
 BAD_REQUEST = 400
 UNAUTHORISED = 401
@@ -42,7 +44,7 @@ def envelope(
     message: str = "SUCCESS",
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    return web.json_response(
+    return json_response(
         {
             "header": {
                 "isSuccessful": code == SUCCESS,

@@ -14,6 +14,7 @@ from aiohttp import hdrs, web
 from monitord.config.settings import Secret
 from monitord.envelope import UNSUPPORTED_MEDIA_TYPE, envelope_error, uses_envelope
 from monitord.heartbeat import Heartbeat
+from monitord.jsonout import json_response
 from monitord.metrics import Metrics
 from monitord.monitor import Monitor, ReloadReport
 
@@ -36,7 +37,7 @@ API = web.AppKey("api", Api)
 
 
 def error_response(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response(
+    return json_response(
         {"error": {"status": status, "message": message}}, status=status, headers=headers
     )
 

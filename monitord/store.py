@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitord import jsonout
 from monitord.model import BatchPayload, FailureKind, Outcome, Result, ScenarioType
 from monitord.tracker import ScenarioState, Status
 
@@ -498,11 +499,7 @@ def parse_time(value: object) -> datetime:
 def _encode_result(result: Result) -> str:
     data: dict[str, Any] = dict(result.to_json())
     data["failureKind"] = None if result.failure_kind is None else result.failure_kind.value
-    return _RESULT_JSON.encode(data)
-
-
-# One encoder for every result: json.dumps with options builds a new one per call.
-_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    return jsonout.dumps(data)
 
 
 def _decode_state(

@@ -59,6 +59,7 @@ FORBIDDEN = {
     "monitord.events.body": ("monitord.",),  # pure: model only
     "monitord.batch": ("monitord.",),  # pure: model only
     "monitord.envelope": ("monitord.",),
+    "monitord.jsonout": ("monitord.",),  # a leaf: JSON writing only
     "monitord.scenario_files": (
         "monitord.api",
         "monitord.monitor",
@@ -76,7 +77,8 @@ ALLOWED = {
     "monitord.sdnotify": (),
     "monitord.events.body": ("monitord.model",),
     "monitord.batch": ("monitord.model",),
-    "monitord.envelope": (),
+    "monitord.envelope": ("monitord.jsonout",),
+    "monitord.jsonout": (),
 }
 NOBODY_IMPORTS = ("monitord.cli", "monitord.__main__")
 

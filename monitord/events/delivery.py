@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 from aiohttp import hdrs
 
+from monitord import jsonout
 from monitord.config.settings import EventsConfig
 from monitord.events.body import for_sending
 from monitord.events.outbox import (
@@ -361,7 +362,7 @@ class Deliverer:
             self._dead(row, problem, now, attempted=False)
             return AttemptResult(Verdict.DEAD, problem)
         outgoing = for_sending(data, int(now.timestamp() * 1000))
-        payload = json.dumps(outgoing, ensure_ascii=False, separators=(",", ":")).encode()
+        payload = jsonout.dumps_bytes(outgoing)
         headers = {"Idempotency-Key": f"{row.event_id}-{row.seq}"}
         result = await attempt(
             session, self._config.url, payload, headers, self._config.send_timeout_s

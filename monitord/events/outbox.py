@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from monitord import jsonout
 from monitord.events.body import MessageKind, OpenEvent
 from monitord.model import EventType
 from monitord.store import Store, format_time, parse_time
@@ -479,7 +480,7 @@ def _decode_open_event(row: Sequence[Any]) -> OpenEvent:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsonout.dumps(value)
 
 
 def _clip(text: str) -> str:
