@@ -318,10 +318,12 @@ class BatchPayload:
 
 def format_timestamp(moment: datetime) -> str:
     """UTC, millisecond precision, ``Z`` suffix: ``2026-11-23T10:00:00.000Z``."""
-    # isoformat: several times faster than strftime, and four-digit years everywhere.
+    # isoformat without arguments: the fastest form (timespec= doubles its cost), with
+    # four-digit years everywhere; it leaves out a fraction of 0.
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    text = moment.isoformat()  # 2026-11-23T10:00:00[.123456]+00:00
+    return text[:23] + "Z" if moment.microsecond else text[:19] + ".000Z"
 
 
 class Clock(Protocol):

@@ -32,7 +32,7 @@ from monitord.config.scenarios import DEFAULT_APP_KEY, LoadSet, load_scenarios
 from monitord.config.settings import Config
 from monitord.events.body import EventSettings
 from monitord.events.lifecycle import EventBook, combine
-from monitord.events.outbox import EventChange, Outbox, write_change
+from monitord.events.outbox import NO_CHANGE, EventChange, Outbox, write_change
 from monitord.groupwrite import GroupWriter
 from monitord.logs import ScenarioLog, Throttle
 from monitord.metrics import Metrics, RunStats, ScenarioSample
@@ -366,7 +366,7 @@ class Monitor:
             return True  # removed by a reload while it ran: nothing left to record
         entry.stats.observe(result)
         state, transition = advance(entry.state, result, scenario.error_limit)
-        change = EventChange()
+        change = NO_CHANGE
         if transition is not None:
             change = self._events.on_transition(scenario, state, transition, datetime.now(UTC))
         now = time.monotonic()
@@ -449,9 +449,10 @@ class Monitor:
         # (deadlines are otherwise checked once a second).
         self.check_payload_deadlines(received_at)
         start = time.monotonic()
-        verdict = await self._runner.judge(
-            scenario.validation, Observation(body=body, charset=charset)
-        )
+        observation = Observation(body=body, charset=charset)
+        verdict = self._runner.judge_now(scenario.validation, observation)
+        if verdict is None:
+            verdict = await self._runner.judge(scenario.validation, observation)
         result = Result(
             scenario_id=scenario.id,
             scenario_name=scenario.name,

@@ -110,12 +110,25 @@ class Runner:
             failure_kind=verdict.failure_kind,
         )
 
+    def judge_now(self, validation: Validation, observation: Observation) -> Verdict | None:
+        """The verdict, when the work is cheap enough for the event loop; else None, and
+        ``judge`` takes it to a worker thread. (A receiver under load calls this first:
+        the usual payload then costs no coroutine.)"""
+        if validation.text is not None and not _inline(validation.text, observation):
+            return None
+        try:
+            return judge(validation, observation, budget_s=self._budget_s)
+        except Exception as exc:
+            return _judging_failed(exc)
+
     async def judge(self, validation: Validation, observation: Observation) -> Verdict:
         """Judge inline when it is cheap, in a worker thread when the text work is not."""
+        verdict = self.judge_now(validation, observation)
+        if verdict is not None:
+            return verdict
+        checks = 0 if validation.text is None else len(validation.text.checks)
         try:
-            if validation.text is None or _inline(validation.text, observation):
-                return judge(validation, observation, budget_s=self._budget_s)
-            bound = self._budget_s * (len(validation.text.checks) + 1) + _PARSE_ALLOWANCE_S
+            bound = self._budget_s * (checks + 1) + _PARSE_ALLOWANCE_S
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(
                 self._executor,
@@ -130,12 +143,14 @@ class Runner:
                 FailureKind.WRONG_ANSWER,
             )
         except Exception as exc:
-            log.exception("validation raised unexpectedly")
-            return Verdict(
-                Outcome.FAILURE,
-                (f"validation error: {type(exc).__name__}",),
-                FailureKind.WRONG_ANSWER,
-            )
+            return _judging_failed(exc)
+
+
+def _judging_failed(exc: Exception) -> Verdict:
+    log.error("validation raised unexpectedly", exc_info=exc)
+    return Verdict(
+        Outcome.FAILURE, (f"validation error: {type(exc).__name__}",), FailureKind.WRONG_ANSWER
+    )
 
 
 def _inline(text: TextValidation, observation: Observation) -> bool:

@@ -33,7 +33,6 @@ loop thread only.
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import logging
 import os
@@ -483,7 +482,8 @@ def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds: ``2026-11-23T10:00:00.123456Z``."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    text = moment.isoformat()  # as in model.format_timestamp
+    return text[:26] + "Z" if moment.microsecond else text[:19] + ".000000Z"
 
 
 def parse_time(value: object) -> datetime:
@@ -495,7 +495,6 @@ def parse_time(value: object) -> datetime:
     return moment.astimezone(UTC)
 
 
-@functools.lru_cache(maxsize=8)  # a payload's result is written twice: state and payload
 def _encode_result(result: Result) -> str:
     data: dict[str, Any] = dict(result.to_json())
     data["failureKind"] = None if result.failure_kind is None else result.failure_kind.value

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitord.checks import (
     check_avoiding,
@@ -16,6 +18,7 @@ from monitord.checks import (
     compare,
     format_ms,
     judge,
+    mismatch_of,
 )
 from monitord.expressions import compile_expression, parse_document
 from monitord.model import (
@@ -34,6 +37,7 @@ from monitord.model import (
     Validation,
     Verdict,
 )
+from monitord.values import as_number, as_text
 
 J = TextKind.JSON
 HTML = TextKind.HTML
@@ -563,3 +567,27 @@ def test_markup_judged_in_declared_charset() -> None:
         validation, Observation(body=body, status_code=200, charset="iso-8859-1"), budget_s=1
     )
     assert ok == Verdict(Outcome.SUCCESS)
+
+
+NUMBER_LIKE = st.from_regex(
+    r"\s?[+-]?[0-9]{1,3}(\.[0-9]{0,3})?([eE][+-]?[0-9])?\s?", fullmatch=True
+)
+
+
+@given(
+    value=st.one_of(st.text(max_size=8), NUMBER_LIKE, st.integers(), st.floats(), st.none()),
+    operand=st.one_of(st.text(max_size=8), NUMBER_LIKE),
+    same=st.booleans(),
+)
+def test_equality_is_numeric_when_both_read_as_numbers_else_textual(
+    value: Any, operand: str, same: bool
+) -> None:
+    if same and isinstance(value, str):
+        operand = value  # the shortcut for identical text must agree with the rule
+    number, wanted = as_number(value), as_number(operand)
+    if number is not None and wanted is not None:
+        equal = number == wanted
+    else:
+        equal = as_text(value) == operand
+    assert (mismatch_of(Operator.EQ, value, operand) is None) is equal
+    assert (mismatch_of(Operator.NE, value, operand) is None) is not equal

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from monitord.receiver import new_request_id
 from tests.test_api import (
     NEVER,
     App,
@@ -1171,3 +1172,19 @@ async def test_metrics_count_payloads_by_result_with_the_scenario_labels(
     assert api_payloads == []
     assert _value(families, runs, scenario_id=receiver.api, result="success") == 0
     assert _value(families, runs, scenario_id=receiver.api, result="failure") == 0
+
+
+def test_request_ids_are_version_4_uuids_and_do_not_repeat() -> None:
+    made = [new_request_id() for _ in range(20_000)]
+    assert len(set(made)) == len(made)
+    for text in made[:2000]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # canonical: lower case, dashes in place
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+    # Every random bit varies across ids: none is stuck at 0 or 1.
+    ints = [uuid.UUID(text).int for text in made[:2000]]
+    fixed = 0xF000 << 64 | 0xC000 << 48
+    varying = 0
+    for value in ints[1:]:
+        varying |= value ^ ints[0]
+    assert varying == (2**128 - 1) & ~fixed

@@ -18,6 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitord import store as store_module
 from monitord.model import FailureKind, Outcome, Result, ScenarioType, format_timestamp
@@ -727,3 +729,17 @@ def test_times_are_written_in_utc_with_z(moment: datetime, stored: str, shown: s
     assert store_module.format_time(moment) == stored
     assert store_module.parse_time(stored) == moment
     assert format_timestamp(moment) == shown
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),  # a zone's offset must not leave the datetime range
+        max_value=datetime(9998, 12, 31),
+        timezones=st.just(UTC) | st.timezones(),
+    )
+)
+def test_time_formats_match_isoformat_with_timespec(moment: datetime) -> None:
+    in_utc = moment.astimezone(UTC)
+    iso = in_utc.isoformat(timespec="microseconds")[:-6]
+    assert store_module.format_time(moment) == iso + "Z"
+    assert format_timestamp(moment) == iso[:-3] + "Z"

@@ -73,14 +73,18 @@ def _mismatch(
         return None if operand in as_text(value) else Mismatch(value)
     if operator is Operator.NOT_CONTAINS:
         return Mismatch(value) if operand in as_text(value) else None
-    number = as_number(value)
     if operator is Operator.EQ or operator is Operator.NE:
+        if value == operand and isinstance(value, str):
+            # The same text reads as the same number, or as no number: equal either way.
+            return None if operator is Operator.EQ else Mismatch(value)
+        number = as_number(value)
         if number is not None and wanted is not None:
             equal = number == wanted
         else:
             equal = as_text(value) == operand
         holds = equal if operator is Operator.EQ else not equal
         return None if holds else Mismatch(value)
+    number = as_number(value)
     if number is None:
         return Mismatch(value, not_a_number=True)
     if wanted is None:

@@ -55,6 +55,9 @@ class EventChange:
         return bool(self.messages or self.opened or self.ended)
 
 
+NO_CHANGE = EventChange()
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """A queued (or dead) message as stored."""
