@@ -157,11 +157,10 @@ def _inline(text: TextValidation, observation: Observation) -> bool:
     """Whether the text checks are cheap and bounded enough for the event loop."""
     if observation.failure is not None:
         return True
-    return (
-        text.kind is TextKind.JSON
-        and len(observation.body) <= INLINE_JUDGE_BYTES
-        and not any(
-            "=~" in check.expression.source or "sub(" in check.expression.source
-            for check in text.checks
-        )
-    )
+    if text.kind is not TextKind.JSON or len(observation.body) > INLINE_JUDGE_BYTES:
+        return False
+    for check in text.checks:  # a loop, not any(): this runs for every payload
+        source = check.expression.source
+        if "=~" in source or "sub(" in source:
+            return False
+    return True
