@@ -56,3 +56,17 @@ def test_tiny_run_of_every_part_writes_every_figure(tmp_path: Path) -> None:
         assert row["value"] >= 0, row
         if row["ceiling"] is not None:
             assert row["ratio"] == pytest.approx(row["value"] / row["ceiling"])
+
+
+def test_a_bracketed_ceiling_is_the_mean_of_both_sides() -> None:
+    from bench.throughput import Loop, bracketed
+
+    before = Loop(per_cpu_s=1000.0, rate=900.0, utilisation=0.9, target_cpu=0.2, failed=1)
+    after = Loop(per_cpu_s=1400.0, rate=1300.0, utilisation=1.0, target_cpu=0.4, failed=2)
+    both = bracketed(before, after)
+    assert (both.per_cpu_s, both.rate, both.failed) == (1200.0, 1100.0, 3)
+    assert both.utilisation == pytest.approx(0.95)
+    assert "before 1,000, after 1,400 per CPU-s" in both.note
+    failed = Loop(None, None, None, None, 0, "bare loop failed: boom")
+    assert bracketed(before, failed) is before
+    assert bracketed(failed, after) is after
