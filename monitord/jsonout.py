@@ -1,4 +1,4 @@
-"""JSON out: answers of the HTTP API and the results kept in the state store.
+"""JSON out: answers of the HTTP API, results kept in the state store, event bodies.
 
 orjson writes a receiver's answer in a tenth of the standard library's time, and a
 busy receiver writes one per payload. It refuses two things the standard library
