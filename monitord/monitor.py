@@ -452,7 +452,7 @@ class Monitor:
         observation = Observation(body=body, charset=charset)
         verdict = self._runner.judge_now(scenario.validation, observation)
         if verdict is None:
-            verdict = await self._runner.judge(scenario.validation, observation)
+            verdict = await self._runner.judge_in_thread(scenario.validation, observation)
         result = Result(
             scenario_id=scenario.id,
             scenario_name=scenario.name,

@@ -112,8 +112,8 @@ class Runner:
 
     def judge_now(self, validation: Validation, observation: Observation) -> Verdict | None:
         """The verdict, when the work is cheap enough for the event loop; else None, and
-        ``judge`` takes it to a worker thread. (A receiver under load calls this first:
-        the usual payload then costs no coroutine.)"""
+        ``judge_in_thread`` is for it. (A receiver under load calls the two itself: the
+        usual payload then costs no coroutine.)"""
         if validation.text is not None and not _inline(validation.text, observation):
             return None
         try:
@@ -124,8 +124,12 @@ class Runner:
     async def judge(self, validation: Validation, observation: Observation) -> Verdict:
         """Judge inline when it is cheap, in a worker thread when the text work is not."""
         verdict = self.judge_now(validation, observation)
-        if verdict is not None:
-            return verdict
+        if verdict is None:
+            verdict = await self.judge_in_thread(validation, observation)
+        return verdict
+
+    async def judge_in_thread(self, validation: Validation, observation: Observation) -> Verdict:
+        """Judge in a worker thread, within the time budget of its expressions."""
         checks = 0 if validation.text is None else len(validation.text.checks)
         try:
             bound = self._budget_s * (checks + 1) + _PARSE_ALLOWANCE_S

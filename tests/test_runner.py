@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -373,3 +374,29 @@ async def test_small_json_is_judged_on_the_loop_the_rest_in_a_thread(
         assert verdict.outcome is Outcome.SUCCESS, verdict
     else:
         assert verdict.reasons == ("validation error: RuntimeError",)
+
+
+async def test_judging_on_the_loop_turns_an_unexpected_error_into_a_failure() -> None:
+    """A bug in judging must fail the check with a reason, not escape to the caller."""
+    async with open_probes() as probes:
+        runner = Runner(probes, FixedClock())
+        validation = Validation(
+            timeout_ms=1000, text=text(TextKind.JSON, ("$.a", Operator.EQ, "1"))
+        )
+        not_bytes: Any = '{"a": 1}'  # parsing expects bytes: raises inside judging
+        verdict = runner.judge_now(validation, Observation(body=not_bytes))
+        runner.close()
+    assert verdict is not None
+    assert verdict.outcome is Outcome.FAILURE
+    assert verdict.reasons[0].startswith("validation error: ")
+
+
+async def test_judge_now_leaves_work_for_a_thread_to_judge_in_thread() -> None:
+    async with open_probes() as probes:
+        runner = Runner(probes, FixedClock())
+        xml = Validation(timeout_ms=1000, text=text(TextKind.XML, ("/r/s", Operator.EQ, "ok")))
+        observation = Observation(body=b"<r><s>ok</s></r>", status_code=200)
+        assert runner.judge_now(xml, observation) is None
+        verdict = await runner.judge_in_thread(xml, observation)
+        runner.close()
+    assert verdict.outcome is Outcome.SUCCESS, verdict
