@@ -49,6 +49,7 @@ MIB = 2**20
 PROBE_PERIOD_S = 0.01  # /health asked this often during a scrape
 RUNS = "monitord_scenario_runs_total"
 LAST_RUN = "monitord_scenario_last_run_timestamp_seconds"
+_DURATION_COUNT = re.compile(r"^monitord_scenario_duration_seconds_count\{[^}]*\} (\S+)$", re.M)
 # The lines SPEC §9 does not require: the duration histogram's finite buckets (a
 # histogram needs only +Inf, _count and _sum) and, second, counters by result that have
 # never counted (good practice shows them at 0 so that the first one is seen by rate()).
@@ -151,7 +152,9 @@ def run(size: Size, http_max_rate: float | None = None) -> list[Row]:
             with started(p.items) as (d, ready_s):
 
                 def after(d: Daemon, n: int = n, load: int = p.load) -> list[Row]:
-                    return scrape_rows(d, f"{n:,} + {load} load scenarios", size, n + load)
+                    label, total = f"{n:,} + {load} load scenarios", n + load
+                    found = scrape_rows(d, label, size, total)
+                    return found + id_label_rows(d, label, size, total)
 
                 found = lateness.measure(d, p, label, window_s, size.warmup_s, size.judge, after)
             found[0].note += f"; {rate_note}; READY in {ready_s:.1f} s"
@@ -452,6 +455,33 @@ def scrape_rows(d: Daemon, label: str, size: Size, total: int) -> list[Row]:
     rows.append(health_row(samples, spans, label, size.judge))
     rows.append(promtool_row(body, label))
     return rows
+
+
+def id_label_rows(d: Daemon, label: str, size: Size, total: int) -> list[Row]:
+    """The same daemon restarted with ``metrics: {scenarioLabels: id}`` on the same files
+    and state, scraped after the warm-up: the size of the large-fleet layout."""
+    d.stop()
+    d.extra_config = {**d.extra_config, "metrics": {"scenarioLabels": "id"}}
+    d.start(timeout_s=300)
+    time.sleep(size.warmup_s)
+    body, _, start, end = fetch(d.url + "/metrics", {})
+    text = body.decode()
+    ran = sum(1 for count in _DURATION_COUNT.findall(text) if float(count))
+    label = f"{label}, scenarioLabels: id"
+    judge = size.judge and total >= 10000
+    return [
+        Row(
+            f"/metrics size, {label}",
+            len(body) / 1e6,
+            "MB",
+            target="<= 15 MB at 10,000",
+            ok=len(body) <= 15e6 if judge else None,
+            note=f"{len(body) / total:,.0f} B per scenario; restarted on the same state,"
+            f" {size.warmup_s:.0f} s before: {ran} of {total} had run since (counts restart"
+            f" at 0, a digit or two shorter); scraped in {end - start:.2f} s",
+        ),
+        promtool_row(body, label),
+    ]
 
 
 def health_row(

@@ -23,11 +23,11 @@ from aiohttp import web
 
 from monitord import __version__
 from monitord.api import build_app
-from monitord.config.settings import Config
+from monitord.config.settings import Config, ScenarioLabels
 from monitord.events.delivery import Deliverer
 from monitord.heartbeat import BEAT_PERIOD_S, Heartbeat
 from monitord.httpbase import Api
-from monitord.metrics import Metrics
+from monitord.metrics import DURATION_BUCKETS, Metrics
 from monitord.monitor import Monitor, ReloadReport
 from monitord.probes import open_probes
 from monitord.runner import Runner
@@ -70,7 +70,7 @@ async def serve(
             runner = Runner(probes, expression_budget_s=config.defaults.expression_budget_ms / 1000)
             try:
                 try:
-                    monitor = Monitor(config, environ, store, runner, Metrics(), saved)
+                    monitor = Monitor(config, environ, store, runner, _metrics(config), saved)
                 except StoreError as exc:
                     raise StartupError(str(exc)) from None
                 await _serve(config, stop, notifier, monitor)
@@ -81,6 +81,14 @@ async def serve(
         notifier.close()
         _ignore_sighup_after_loop()
     log.info("stopped")
+
+
+def _metrics(config: Config) -> Metrics:
+    buckets = config.metrics.duration_buckets
+    return Metrics(
+        DURATION_BUCKETS if buckets is None else buckets,
+        scenario_id_only=config.metrics.scenario_labels is ScenarioLabels.ID,
+    )
 
 
 async def _serve(config: Config, stop: asyncio.Event, notifier: Notifier, monitor: Monitor) -> None:

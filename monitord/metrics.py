@@ -5,11 +5,17 @@ are not: a child object per label set costs kilobytes per scenario, so each
 scenario keeps a few counters in a ``RunStats`` and a scrape turns a snapshot
 of them into metric families. The snapshot is taken on the event loop (cheap
 copies); formatting the text can then happen off it.
+
+Two settings shape the per-scenario series (``metrics`` in config.yaml): the duration
+histogram's buckets, and whether every series carries SPEC §9's five labels or only
+``scenario_id``, with the other four on one ``monitord_scenario_info`` series per
+scenario (a third of the bytes for a large fleet).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,25 +29,26 @@ from monitord.model import EventType, Outcome, Result, ScenarioType
 
 # How late runs start: most are a millisecond or two; the tail is what matters.
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-# Run durations: four buckets on purpose, since every bucket is a series per scenario
-# (at 10,000 scenarios each bucket adds about 1.7 MB to a scrape).
-DURATION_BUCKETS = (0.05, 0.25, 1.0, 5.0)
+# Run durations: few buckets on purpose, since every bucket is a series per scenario (at
+# 10,000 scenarios each adds about 2 MB to a scrape, 1.1 MB with id labels). These tell
+# fast from slow from nearly timed out; config.yaml's metrics.durationBuckets sets others.
+DURATION_BUCKETS = (0.25, 1.0, 5.0)
 
 EVENT_OUTCOMES = ("queued", "delivered", "retried", "dead_lettered", "requeued")
 SCENARIO_LABELS = ("scenario_id", "scenario_name", "scenario_type", "app_key", "region")
 _OUTCOMES = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.SUPPRESSED)
-_BUCKET_BOUNDS = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
 
 
 class RunStats:
     """Counts of one scenario's runs since start: what its series are made of."""
 
-    __slots__ = ("buckets", "duration_sum", "last_run_s", "payloads", "runs", "up")
+    __slots__ = ("bounds", "buckets", "duration_sum", "last_run_s", "payloads", "runs", "up")
 
-    def __init__(self) -> None:
+    def __init__(self, bounds: tuple[float, ...] = DURATION_BUCKETS) -> None:
         self.runs = [0, 0, 0]  # by outcome, in _OUTCOMES order
         self.payloads = [0, 0]  # BATCH: payloads judged, success and failure
-        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket, not cumulative
+        self.bounds = bounds  # the duration buckets' upper bounds, shared by every scenario
+        self.buckets = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last: +Inf
         self.duration_sum = 0.0
         self.up: int | None = None  # 1 last judged run succeeded, 0 it failed
         self.last_run_s: float | None = None
@@ -49,7 +56,7 @@ class RunStats:
     def observe(self, result: Result) -> None:
         seconds = result.duration_ms / 1000
         self.runs[_OUTCOMES.index(result.outcome)] += 1
-        self.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
         self.duration_sum += seconds
         self.last_run_s = result.started_at.timestamp() + seconds
         if result.outcome is not Outcome.SUPPRESSED:  # maintenance says nothing about up
@@ -78,9 +85,24 @@ class ScenarioSample:
 
 
 class Metrics:
-    """The daemon's registry and the rendering of a scrape."""
+    """The daemon's registry and the rendering of a scrape.
 
-    def __init__(self) -> None:
+    ``duration_buckets``: the upper bounds of the per-scenario duration histogram (empty:
+    only ``+Inf``, that is count and sum); ``scenario_id_only``: per-scenario series carry
+    ``scenario_id`` alone and ``monitord_scenario_info`` carries the five labels.
+    """
+
+    def __init__(
+        self,
+        duration_buckets: Sequence[float] = DURATION_BUCKETS,
+        *,
+        scenario_id_only: bool = False,
+    ) -> None:
+        bounds = tuple(float(bound) for bound in duration_buckets)
+        if any(not 0 < bound < math.inf for bound in bounds) or list(bounds) != sorted(set(bounds)):
+            raise ValueError(f"duration buckets must be positive and increasing: {bounds}")
+        self.duration_buckets = bounds
+        self.scenario_id_only = scenario_id_only
         # `_created` series double the output and mean nothing to alerting.
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self._registry = CollectorRegistry()
@@ -133,6 +155,10 @@ class Metrics:
             registry=registry,
         )
 
+    def run_stats(self) -> RunStats:
+        """Empty counts for one scenario, with this registry's duration buckets."""
+        return RunStats(self.duration_buckets)
+
     def event(self, event_type: str, outcome: str, count: int = 1) -> None:
         self.events.labels(event_type, outcome).inc(count)
 
@@ -161,7 +187,12 @@ class Metrics:
 
         def pieces() -> Iterator[bytes]:
             yield encoder(daemon).removesuffix(_EOF) if openmetrics else encoder(daemon)
-            for piece in scenario_pieces(samples, openmetrics=openmetrics):
+            for piece in scenario_pieces(
+                samples,
+                openmetrics=openmetrics,
+                bounds=self.duration_buckets,
+                id_only=self.scenario_id_only,
+            ):
                 yield piece.encode("utf-8")
             if openmetrics:
                 yield _EOF
@@ -194,6 +225,7 @@ class _Daemon:
 
 _EOF = b"# EOF\n"
 _HELP = {
+    "monitord_scenario": "The labels of each scenario, for joins on scenario_id (value 1).",
     "monitord_scenario_up": "1 if the last run succeeded, 0 if it failed.",
     "monitord_scenario_failing": "1 while the scenario is past its error limit.",
     "monitord_scenario_consecutive_failures": (
@@ -208,7 +240,6 @@ _HELP = {
 }
 _RESULTS = tuple(f',result="{outcome.value}"' for outcome in _OUTCOMES)
 _SUPPRESSED = _RESULTS[2]
-_LE = tuple(f',le="{bound}"' for bound in _BUCKET_BOUNDS)
 
 
 def _escape(value: str) -> str:
@@ -247,9 +278,9 @@ def _runs(text: str, s: ScenarioSample) -> str:
     )
 
 
-def _duration(text: str, s: ScenarioSample) -> str:
+def _duration(text: str, s: ScenarioSample, les: tuple[str, ...]) -> str:
     lines, total = [], 0
-    for le, count in zip(_LE, s.buckets, strict=True):
+    for le, count in zip(les, s.buckets, strict=True):
         total += count
         lines.append(f"monitord_scenario_duration_seconds_bucket{{{text}{le}}} {total}.0\n")
     lines.append(f"monitord_scenario_duration_seconds_count{{{text}}} {total}.0\n")
@@ -272,15 +303,28 @@ def _payloads(text: str, s: ScenarioSample) -> str:
     )
 
 
-_FAMILIES: tuple[tuple[str, str, Callable[[str, ScenarioSample], str]], ...] = (
-    ("monitord_scenario_up", "gauge", _up),
-    ("monitord_scenario_failing", "gauge", _failing),
-    ("monitord_scenario_consecutive_failures", "gauge", _consecutive),
-    ("monitord_scenario_runs", "counter", _runs),
-    ("monitord_scenario_duration_seconds", "histogram", _duration),
-    ("monitord_scenario_last_run_timestamp_seconds", "gauge", _last_run),
-    ("monitord_batch_payloads", "counter", _payloads),
-)
+def _info(text: str, s: ScenarioSample) -> str:
+    return f"monitord_scenario_info{{{_label_text(s)}}} 1.0\n"
+
+
+_Lines = Callable[[str, ScenarioSample], str]
+
+
+def _families(bounds: tuple[float, ...]) -> tuple[tuple[str, str, _Lines], ...]:
+    les = tuple(f',le="{_number(b)}"' for b in (*bounds, math.inf))
+
+    def duration(text: str, s: ScenarioSample) -> str:
+        return _duration(text, s, les)
+
+    return (
+        ("monitord_scenario_up", "gauge", _up),
+        ("monitord_scenario_failing", "gauge", _failing),
+        ("monitord_scenario_consecutive_failures", "gauge", _consecutive),
+        ("monitord_scenario_runs", "counter", _runs),
+        ("monitord_scenario_duration_seconds", "histogram", duration),
+        ("monitord_scenario_last_run_timestamp_seconds", "gauge", _last_run),
+        ("monitord_batch_payloads", "counter", _payloads),
+    )
 
 
 def _label_text(s: ScenarioSample) -> str:
@@ -289,21 +333,51 @@ def _label_text(s: ScenarioSample) -> str:
     )
 
 
-def scenario_pieces(samples: Sequence[ScenarioSample], *, openmetrics: bool) -> Iterator[str]:
+def _id_text(s: ScenarioSample) -> str:
+    return f'scenario_id="{_escape(s.labels[0])}"'
+
+
+def scenario_pieces(
+    samples: Sequence[ScenarioSample],
+    *,
+    openmetrics: bool,
+    bounds: tuple[float, ...] = DURATION_BUCKETS,
+    id_only: bool = False,
+) -> Iterator[str]:
     """The per-scenario families of a scrape, in the exposition format asked for, in
-    pieces of at most ``PIECE_SCENARIOS`` scenarios (some pieces may be empty)."""
+    pieces of at most ``PIECE_SCENARIOS`` scenarios (some pieces may be empty).
+
+    ``id_only``: the series carry ``scenario_id`` alone, and an info family comes first
+    with every scenario's five labels."""
+    label_text = _id_text if id_only else _label_text
     labels: list[str] = []
     for start in range(0, len(samples), PIECE_SCENARIOS):
-        labels.extend(_label_text(s) for s in samples[start : start + PIECE_SCENARIOS])
+        labels.extend(label_text(s) for s in samples[start : start + PIECE_SCENARIOS])
         yield ""
     pairs = list(zip(labels, samples, strict=True))
-    for name, kind, lines_of in _FAMILIES:
-        shown = f"{name}_total" if kind == "counter" and not openmetrics else name
+    families = _families(bounds)
+    if id_only:
+        # prometheus-client writes an info family as a gauge named *_info in the text
+        # format, and as type info named without the suffix in OpenMetrics.
+        families = (("monitord_scenario", "info", _info), *families)
+    for name, kind, lines_of in families:
+        if kind == "info":
+            shown, kind = (name, kind) if openmetrics else (f"{name}_info", "gauge")
+        else:
+            shown = f"{name}_total" if kind == "counter" and not openmetrics else name
         yield f"# HELP {shown} {_HELP[name]}\n# TYPE {shown} {kind}\n"
         for start in range(0, len(pairs), PIECE_SCENARIOS):
             yield "".join(lines_of(text, s) for text, s in pairs[start : start + PIECE_SCENARIOS])
 
 
-def render_scenarios(samples: Sequence[ScenarioSample], *, openmetrics: bool) -> str:
+def render_scenarios(
+    samples: Sequence[ScenarioSample],
+    *,
+    openmetrics: bool,
+    bounds: tuple[float, ...] = DURATION_BUCKETS,
+    id_only: bool = False,
+) -> str:
     """The per-scenario families of a scrape in one piece."""
-    return "".join(scenario_pieces(samples, openmetrics=openmetrics))
+    return "".join(
+        scenario_pieces(samples, openmetrics=openmetrics, bounds=bounds, id_only=id_only)
+    )

@@ -87,10 +87,10 @@ SCHEDULE_LOG_WINDOW_S = 600.0
 class Entry:
     __slots__ = ("last_payload_at", "running", "saved_at", "scenario", "state", "stats")
 
-    def __init__(self, scenario: Scenario, state: ScenarioState) -> None:
+    def __init__(self, scenario: Scenario, state: ScenarioState, stats: RunStats) -> None:
         self.scenario = scenario
         self.state = state
-        self.stats = RunStats()
+        self.stats = stats
         self.running = False
         self.last_payload_at: datetime | None = None  # BATCH: when the last payload came
         # When its state was last written (monotonic); a state taken up from the store
@@ -257,7 +257,8 @@ class Monitor:
             entry = self._entries.get(scenario.id)
             if entry is None:
                 state = self._saved.pop(scenario.id, None) or ScenarioState()
-                entry = self._entries[scenario.id] = Entry(scenario, state)
+                entry = Entry(scenario, state, self._metrics.run_stats())
+                self._entries[scenario.id] = entry
                 entry.last_payload_at = self._payload_times.pop(scenario.id, None)
                 self._schedule(entry, now)
                 added += 1

@@ -47,6 +47,7 @@ def test_tiny_run_of_every_part_writes_every_figure(tmp_path: Path) -> None:
     assert "CPU per payload without HTTP" in figures
     assert "CPU per run beyond the probe" in figures
     assert "/metrics size with only the series SPEC" in figures
+    assert "scenarioLabels: id" in figures
     for row in rows:
         assert set(row) >= {"figure", "value", "unit", "ceiling", "ratio", "target", "ok"}
         if any(word in row["figure"].lower() for word in OPTIONAL):

@@ -382,6 +382,46 @@ async def test_metrics_and_the_scenarios_api_follow_results_and_the_error_limit(
             assert value(metrics, "monitord_scenario_consecutive_failures", **labels) == 0
 
 
+async def test_metrics_settings_shape_the_per_scenario_series(tmp_path: Path) -> None:
+    """``metrics: {scenarioLabels: id, durationBuckets: [...]}`` in config.yaml: the
+    series carry scenario_id alone, monitord_scenario_info the five labels, and the
+    duration histogram has the buckets asked for."""
+    async with target_server() as target:
+        config = write_config(
+            tmp_path, "metrics: {scenarioLabels: id, durationBuckets: [0.001, 30]}\n"
+        )
+        (tmp_path / "s" / "shop.yaml").write_text(
+            api_scenario("shop", f"{target.base}/shop"), encoding="utf-8"
+        )
+        async with running(config) as daemon:
+            listing = await get_json(daemon.base, "/api/v1/scenarios")
+            shop_id = scenario_state(listing, "shop")["scenarioId"]
+
+            async def ran() -> bool:
+                m = await scrape(daemon.base)
+                return (value(m, "monitord_scenario_runs_total", result="success") or 0) >= 1
+
+            await poll(ran, 15, "a success was counted")
+            metrics = await scrape(daemon.base)
+    assert [s.labels for s in metrics["monitord_scenario_info"]] == [
+        {
+            "scenario_id": shop_id,
+            "scenario_name": "shop",
+            "scenario_type": "API",
+            "app_key": "default",
+            "region": "KOR",
+        }
+    ]
+    for name, samples in metrics.items():
+        if name.startswith("monitord_scenario_") and name != "monitord_scenario_info":
+            for sample in samples:
+                assert sample.labels["scenario_id"] == shop_id, sample
+                assert set(sample.labels) <= {"scenario_id", "result", "le"}, sample
+    bounds = [s.labels["le"] for s in metrics["monitord_scenario_duration_seconds_bucket"]]
+    assert bounds == ["0.001", "30.0", "+Inf"]
+    assert value(metrics, "monitord_scenario_up", scenario_id=shop_id) == 1
+
+
 async def test_state_survives_a_restart(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with refusing_tcp_port() as address:

@@ -32,6 +32,13 @@ GATEWAY = ("9f1c7f53-5a0e-4b4e-9d7b-1f4ab0c0d3e1", "billing gateway", "TCP", "bi
 EXPORT = ("5b9e2c41-4f7d-4c1a-9a55-2f3b8c0d1e2f", "nightly export", "BATCH", "shopkey", "KOR")
 # A name with everything the text formats must escape, and some that they must not mangle.
 AWKWARD_NAME = 'say "hi" \\ back\\slash\nnew line – ümlaut 한글'
+# Duration buckets and whether series carry scenario_id only (config.yaml's metrics).
+LAYOUTS = {
+    "default": (DURATION_BUCKETS, False),
+    "id-only": ((0.001, 0.5, 20.0, 1e16), True),
+    "no-buckets": ((), False),
+    "id-only-no-buckets": ((), True),
+}
 
 
 def result(outcome: Outcome, duration_ms: float, second: int = 0) -> Result:
@@ -78,23 +85,45 @@ def test_run_stats_start_empty() -> None:
 
 def test_run_stats_observe() -> None:
     stats = RunStats()
-    stats.observe(result(Outcome.SUCCESS, 30.0, second=0))  # 0.03 s: bucket le=0.05
+    stats.observe(result(Outcome.SUCCESS, 30.0, second=0))  # 0.03 s: bucket le=0.25
     assert (stats.up, stats.runs) == (1, [1, 0, 0])
     assert stats.last_run_s == pytest.approx(T0.timestamp() + 0.03)
-    stats.observe(result(Outcome.FAILURE, 50.0, second=10))  # exactly a bound: le=0.05
+    stats.observe(result(Outcome.FAILURE, 250.0, second=10))  # exactly a bound: le=0.25
     assert (stats.up, stats.runs) == (0, [1, 1, 0])
     stats.observe(result(Outcome.SUPPRESSED, 12_000.0, second=20))  # beyond every bound
     # Maintenance says nothing about up: the failure before it still stands.
     assert (stats.up, stats.runs) == (0, [1, 1, 1])
     assert stats.last_run_s == pytest.approx(T0.timestamp() + 20 + 12.0)
-    assert stats.duration_sum == pytest.approx(0.03 + 0.05 + 12.0)
+    assert stats.duration_sum == pytest.approx(0.03 + 0.25 + 12.0)
     expected = [0] * (len(DURATION_BUCKETS) + 1)
-    expected[DURATION_BUCKETS.index(0.05)] = 2
+    expected[DURATION_BUCKETS.index(0.25)] = 2
     expected[-1] = 1  # +Inf only
     assert stats.buckets == expected
     stats.observe(result(Outcome.SUCCESS, 1.0, second=30))
     assert stats.up == 1
-    assert stats.buckets[0] == 3  # 0.001 s: le=0.05, with the two before
+    assert stats.buckets[0] == 3  # 0.001 s: le=0.25, with the two before
+
+
+def test_run_stats_with_other_buckets() -> None:
+    metrics = Metrics((0.01, 2.0))
+    stats = metrics.run_stats()
+    for ms in (5.0, 10.0, 10.5, 2_000.0, 2_000.1, 90_000.0):
+        stats.observe(result(Outcome.SUCCESS, ms))
+    assert stats.buckets == [2, 2, 2]
+    counts_only = Metrics(()).run_stats()
+    for ms in (0.0, 1.0, 10**6):
+        counts_only.observe(result(Outcome.FAILURE, ms))
+    assert counts_only.buckets == [3]
+
+
+@pytest.mark.parametrize(
+    "buckets", [(0.0,), (-1.0, 1.0), (1.0, 1.0), (2.0, 1.0), (1.0, float("inf")), (float("nan"),)]
+)
+def test_metrics_refuse_buckets_that_are_not_positive_and_increasing(
+    buckets: tuple[float, ...],
+) -> None:
+    with pytest.raises(ValueError, match="positive and increasing"):
+        Metrics(buckets)
 
 
 # --- render ------------------------------------------------------------------------------
@@ -303,6 +332,46 @@ def test_scenario_values(daemon_metrics: Metrics, accept: str | None) -> None:
 
 
 @pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_id_only_series_carry_the_id_and_one_info_series_the_five_labels(
+    accept: str | None,
+) -> None:
+    metrics = Metrics(scenario_id_only=True)
+    shop = metrics.run_stats()
+    shop.observe(result(Outcome.FAILURE, 300.0))
+    export = metrics.run_stats()
+    export.observe_payload(Outcome.SUCCESS)
+    families, _, _ = scrape(
+        metrics,
+        [sample(SHOP, shop, failing=True, consecutive_failures=1), sample(EXPORT, export)],
+        {ScenarioType.API: 1, ScenarioType.BATCH: 1},
+        accept,
+    )
+    # The text parser names the family after its one sample; OpenMetrics has a type info.
+    info = families.pop("monitord_scenario_info", None) or families.pop("monitord_scenario")
+    assert info.type == ("info" if accept else "gauge")
+    assert [(s.name, s.labels, s.value) for s in info.samples] == [
+        ("monitord_scenario_info", dict(zip(SCENARIO_LABELS, labels, strict=True)), 1.0)
+        for labels in (SHOP, EXPORT)
+    ]
+    assert set(families) == set(SCENARIO_FAMILIES) | set(DAEMON_FAMILIES)
+    for name in SCENARIO_FAMILIES:
+        assert families[name].samples, name
+        for s in families[name].samples:
+            assert "scenario_id" in s.labels, s
+            assert set(s.labels) <= {"scenario_id", "result", "le"}, s
+    assert values(families["monitord_scenario_up"]) == {(("scenario_id", SHOP[0]),): 0.0}
+    assert values(families["monitord_scenario_consecutive_failures"]) == {
+        (("scenario_id", SHOP[0]),): 1.0,
+        (("scenario_id", EXPORT[0]),): 0.0,
+    }
+    assert values(families["monitord_batch_payloads"]) == {
+        (("result", "failure"), ("scenario_id", EXPORT[0])): 0.0,
+        (("result", "success"), ("scenario_id", EXPORT[0])): 1.0,
+    }
+    assert families["monitord_scenarios"].samples  # the daemon's own series are unchanged
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
 def test_daemon_values(daemon_metrics: Metrics, accept: str | None) -> None:
     families, _, _ = scrape(
         daemon_metrics, [], {ScenarioType.API: 3, ScenarioType.BATCH: 1}, accept
@@ -381,11 +450,17 @@ PROMTOOL = shutil.which("promtool")
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (.ci/run fetches it)")
-def test_promtool_accepts_the_exposition(daemon_metrics: Metrics) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_promtool_accepts_the_exposition(layout: tuple[tuple[float, ...], bool]) -> None:
     assert PROMTOOL is not None
+    bounds, id_only = layout
+    metrics = Metrics(bounds, scenario_id_only=id_only)
+    metrics.lateness.observe(0.003)
+    shop = metrics.run_stats()
+    shop.observe(result(Outcome.FAILURE, 300.0))
     awkward = ('id-"1"', AWKWARD_NAME, "API", "key", "KOR")
-    samples = [sample(SHOP, shop_stats()), sample(awkward, RunStats())]
-    body, _ = daemon_metrics.render(samples, {ScenarioType.API: 2}, None)
+    samples = [sample(SHOP, shop), sample(awkward, metrics.run_stats())]
+    body, _ = metrics.render(samples, {ScenarioType.API: 2}, None)
     done = subprocess.run(
         [PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
     )
@@ -405,15 +480,26 @@ def test_promtool_accepts_the_exposition(daemon_metrics: Metrics) -> None:
 # --- the per-scenario families equal prometheus-client's own rendering --------------------
 
 
-def reference_families(samples: list[ScenarioSample]) -> list[Metric]:
+def reference_families(
+    samples: list[ScenarioSample],
+    bounds: tuple[float, ...] = DURATION_BUCKETS,
+    id_only: bool = False,
+) -> list[Metric]:
     """The per-scenario families built with prometheus-client's metric families."""
     from prometheus_client.core import (
         CounterMetricFamily,
         GaugeMetricFamily,
         HistogramMetricFamily,
+        InfoMetricFamily,
     )
+    from prometheus_client.utils import floatToGoString
 
-    labels = list(SCENARIO_LABELS)
+    labels = ["scenario_id"] if id_only else list(SCENARIO_LABELS)
+    info = InfoMetricFamily(
+        "monitord_scenario",
+        "The labels of each scenario, for joins on scenario_id (value 1).",
+        labels=list(SCENARIO_LABELS),
+    )
     up = GaugeMetricFamily(
         "monitord_scenario_up", "1 if the last run succeeded, 0 if it failed.", labels=labels
     )
@@ -441,9 +527,10 @@ def reference_families(samples: list[ScenarioSample]) -> list[Metric]:
         "Payloads posted for BATCH scenarios, by verdict: success or failure.",
         labels=[*labels, "result"],
     )
-    bounds = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
+    les = [*(floatToGoString(b) for b in bounds), "+Inf"]
     for s in samples:
-        values = list(s.labels)
+        values = [s.labels[0]] if id_only else list(s.labels)
+        info.add_metric(list(s.labels), {})
         if s.up is not None:
             up.add_metric(values, s.up)
         failing.add_metric(values, int(s.failing))
@@ -452,7 +539,7 @@ def reference_families(samples: list[ScenarioSample]) -> list[Metric]:
             if outcome != "suppressed" or s.suppressible or count:
                 runs.add_metric([*values, outcome], count)
         cumulative, total = [], 0
-        for bound, count in zip(bounds, s.buckets, strict=True):
+        for bound, count in zip(les, s.buckets, strict=True):
             total += count
             cumulative.append((bound, total))
         duration.add_metric(values, cumulative, s.duration_sum)
@@ -461,7 +548,8 @@ def reference_families(samples: list[ScenarioSample]) -> list[Metric]:
         if s.payloads is not None:
             payloads.add_metric([*values, "success"], s.payloads[0])
             payloads.add_metric([*values, "failure"], s.payloads[1])
-    return [up, failing, consecutive, runs, duration, last_run, payloads]
+    families: list[Metric] = [up, failing, consecutive, runs, duration, last_run, payloads]
+    return [info, *families] if id_only else families
 
 
 def canonical(text: str) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
@@ -491,17 +579,21 @@ def test_canonical_reads_escaped_label_values() -> None:
     assert canonical(line) == [("m", (("a", 'y,z=\\"w\\"'), ("b", 'x\\"}\\\\')), " 1.0")]
 
 
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
 @pytest.mark.parametrize("accept", [None, OPENMETRICS], ids=["text", "openmetrics"])
 def test_scenario_families_are_written_as_prometheus_client_writes_them(
-    accept: str | None,
+    accept: str | None, layout: tuple[tuple[float, ...], bool]
 ) -> None:
     """The hand-written per-scenario exposition is byte for byte what prometheus-client
     writes for the same families: escaping, counters' ``_total``, cumulative buckets,
-    number formats (large counts, timestamps, tiny sums), families without samples."""
+    number formats (large counts, timestamps, tiny sums, bucket bounds), families without
+    samples, the info family of the id-only layout."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
-    busy = RunStats()
+    bounds, id_only = layout
+    metrics = Metrics(bounds, scenario_id_only=id_only)
+    busy = metrics.run_stats()
     for n, (outcome, ms) in enumerate(
         [
             (Outcome.SUCCESS, 3),
@@ -512,27 +604,30 @@ def test_scenario_families_are_written_as_prometheus_client_writes_them(
     ):
         busy.observe(result(outcome, ms, second=n))
     busy.runs[0] = 10**17  # past where integers print as they are
-    batch = RunStats()
+    batch = metrics.run_stats()
     batch.observe_payload(Outcome.FAILURE)
-    awkward = (SHOP[0], AWKWARD_NAME, "API", 'key"\\', "K\nR")
-    plain = dataclasses.replace(sample(GATEWAY, RunStats()), suppressible=False)
+    awkward = ('id-"1"\\\n', AWKWARD_NAME, "API", 'key"\\', "K\nR")
+    plain = dataclasses.replace(sample(GATEWAY, metrics.run_stats()), suppressible=False)
     samples = [
         sample(SHOP, busy, failing=True, consecutive_failures=3),
-        sample(awkward, RunStats()),
+        sample(awkward, metrics.run_stats()),
         sample(EXPORT, batch),
         plain,
     ]
 
     class Families:
         def collect(self) -> list[Metric]:
-            return reference_families(samples)
+            return reference_families(samples, bounds, id_only)
 
     encoder, _ = choose_encoder(accept or "")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Families())
     expected = encoder(registry).decode("utf-8")
-    _, text, _ = scrape(Metrics(), samples, {}, accept)
-    start = text.index("# HELP monitord_scenario_up ")
+    first = expected.splitlines()[0]
+    info = "monitord_scenario" if accept == OPENMETRICS else "monitord_scenario_info"
+    assert first.split()[2] == (info if id_only else "monitord_scenario_up")
+    _, text, _ = scrape(metrics, samples, {}, accept)
+    start = text.index(first + "\n")
     assert canonical(text[start:]) == canonical(expected)
     assert len(text[start:]) == len(expected)
     gateway = [line for line in text.splitlines() if f'"{GATEWAY[0]}"' in line and "runs" in line]
@@ -541,9 +636,8 @@ def test_scenario_families_are_written_as_prometheus_client_writes_them(
     registry = CollectorRegistry(auto_describe=False)
     samples = []
     registry.register(Families())
-    _, text, _ = scrape(Metrics(), [], {}, accept)
-    start = text.index("# HELP monitord_scenario_up ")
-    assert text[start:] == encoder(registry).decode("utf-8")
+    _, text, _ = scrape(metrics, [], {}, accept)
+    assert text[text.index(first + "\n") :] == encoder(registry).decode("utf-8")
 
 
 def test_a_large_scrape_comes_in_pieces_of_a_few_hundred_scenarios() -> None:

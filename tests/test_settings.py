@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from monitord.config.errors import ConfigError
-from monitord.config.settings import Config, Defaults, EventsConfig, Secret, load_config
+from monitord.config.settings import (
+    Config,
+    Defaults,
+    EventsConfig,
+    MetricsConfig,
+    ScenarioLabels,
+    Secret,
+    load_config,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -32,6 +40,7 @@ def test_no_file_gives_defaults() -> None:
     assert config.defaults == Defaults(10_000, 0, 10 * 1024 * 1024, 500)
     assert config.events is None
     assert config.admin_key is None
+    assert config.metrics == MetricsConfig(ScenarioLabels.ALL, None)  # SPEC §9's labels
 
 
 @pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
@@ -65,6 +74,9 @@ defaults:
   errorLimitCount: 2
   maxResponseBytes: 1024
   expressionBudgetMs: 250
+metrics:
+  scenarioLabels: id
+  durationBuckets: [0.1, 1, 2.5]
 """,
     )
     config = load_config(path, {"ADMIN": "admin-secret"})
@@ -80,6 +92,7 @@ defaults:
     assert config.events.timeout_minutes == 30
     assert config.events.refresh_interval_s == 900  # half the timeout by default
     assert config.defaults == Defaults(5000, 2, 1024, 250)
+    assert config.metrics == MetricsConfig(ScenarioLabels.ID, (0.1, 1.0, 2.5))
 
 
 def test_event_delivery_settings_and_their_defaults(tmp_path: Path) -> None:
@@ -205,6 +218,57 @@ def test_unset_secret_variable_leaves_the_secret_absent(tmp_path: Path) -> None:
             ["1: defaults.timeoutMs: must be an integer, got a string ('5000')"],
         ),
         ("scenarios: [1]\n", ["1: scenarios[0]: must be a non-empty string"]),
+        ("metrics: id\n", ["1: metrics: must be a mapping, got a string ('id')"]),
+        ("metrics: {labels: id}\n", ["1: metrics.labels: unknown field"]),
+        (
+            "metrics: {scenarioLabels: names}\n",
+            ["1: metrics.scenarioLabels: must be one of all, id, got 'names'"],
+        ),
+        (
+            "metrics: {durationBuckets: 0.5}\n",
+            ["1: metrics.durationBuckets: must be a list, got a number"],
+        ),
+        (
+            "metrics:\n  durationBuckets:\n    - 0.5\n    - 0.5\n",
+            [
+                "4: metrics.durationBuckets[1]: must be larger than the bucket before it (0.5), got 0.5"
+            ],
+        ),
+        (
+            "metrics: {durationBuckets: [2, 1]}\n",
+            ["1: metrics.durationBuckets[1]: must be larger than the bucket before it (2), got 1"],
+        ),
+        (
+            "metrics: {durationBuckets: [0, 1]}\n",
+            ["1: metrics.durationBuckets[0]: must be a positive number of seconds, got 0"],
+        ),
+        (
+            "metrics: {durationBuckets: [-1]}\n",
+            ["1: metrics.durationBuckets[0]: must be a positive number of seconds, got -1"],
+        ),
+        (
+            "metrics: {durationBuckets: [1, .inf]}\n",
+            ["1: metrics.durationBuckets[1]: must be a positive number of seconds, got inf"],
+        ),
+        (
+            "metrics: {durationBuckets: [.nan]}\n",
+            ["1: metrics.durationBuckets[0]: must be a positive number of seconds, got nan"],
+        ),
+        (
+            "metrics: {durationBuckets: ['1']}\n",
+            [
+                "1: metrics.durationBuckets[0]: must be a positive number of seconds,"
+                " got a string ('1')"
+            ],
+        ),
+        (
+            "metrics: {durationBuckets: [true]}\n",
+            ["1: metrics.durationBuckets[0]: must be a positive number of seconds, got a boolean"],
+        ),
+        (
+            f"metrics: {{durationBuckets: {list(range(1, 32))}}}\n",
+            ["1: metrics.durationBuckets: at most 30, got 31"],
+        ),
         ("- a\n- b\n", ["1: -: must be a mapping, got a list"]),
         (
             "a: [1, 2\n",
@@ -236,3 +300,9 @@ def test_hostile_files(tmp_path: Path) -> None:
     path.write_bytes(b"a: '" + b"x" * (1024 * 1024 + 10) + b"'\n")
     assert errors_of(path) == ["1: -: larger than 1048576 bytes"]
     assert errors_of(tmp_path / "missing.yaml") == ["1: -: cannot read: No such file or directory"]
+
+
+def test_metrics_without_duration_buckets(tmp_path: Path) -> None:
+    """An empty list keeps the histogram's count and sum only (its +Inf bucket)."""
+    config = load_config(write(tmp_path, "metrics: {durationBuckets: []}\n"), {})
+    assert config.metrics == MetricsConfig(ScenarioLabels.ALL, ())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -73,6 +75,22 @@ class Defaults:
     expression_budget_ms: int = 500
 
 
+class ScenarioLabels(enum.Enum):
+    """Which labels the per-scenario series carry."""
+
+    ALL = "all"  # SPEC §9: the five on every series
+    ID = "id"  # scenario_id only; the five on monitord_scenario_info
+
+
+MAX_DURATION_BUCKETS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    scenario_labels: ScenarioLabels = ScenarioLabels.ALL
+    duration_buckets: tuple[float, ...] | None = None  # None: the built-in buckets
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str | None = None  # the file it was read from; None = built-in defaults
@@ -87,6 +105,7 @@ class Config:
     services: tuple[Service, ...] = ()
     events: EventsConfig | None = None
     defaults: Defaults = Defaults()
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def base_dir(self) -> Path:
@@ -163,6 +182,7 @@ _TOP_KEYS = (
     "services",
     "events",
     "defaults",
+    "metrics",
 )
 
 
@@ -207,6 +227,9 @@ def _read_config(top: Section, path: Path, env: Mapping[str, str]) -> Config:
     defaults = top.section("defaults")
     if defaults is not None:
         values["defaults"] = _read_defaults(defaults, base.defaults)
+    metrics = top.section("metrics")
+    if metrics is not None:
+        values["metrics"] = _read_metrics(metrics)
     return Config(**values)
 
 
@@ -406,3 +429,34 @@ def is_http_url(text: str) -> bool:
     except (ValueError, TypeError):
         return False
     return url.scheme in ("http", "https") and bool(url.host) and url.is_absolute()
+
+
+def _read_metrics(section: Section) -> MetricsConfig:
+    section.reject_unknown(("scenarioLabels", "durationBuckets"))
+    labels = section.choice("scenarioLabels", ScenarioLabels) or ScenarioLabels.ALL
+    return MetricsConfig(scenario_labels=labels, duration_buckets=_read_buckets(section))
+
+
+def _read_buckets(section: Section) -> tuple[float, ...] | None:
+    """Upper bounds in seconds: positive, finite, increasing; ``[]`` keeps count and sum."""
+    items = section.items("durationBuckets")
+    if items is None:
+        return None
+    if len(items) > MAX_DURATION_BUCKETS:
+        section.error("durationBuckets", f"at most {MAX_DURATION_BUCKETS}, got {len(items)}")
+        return None
+    bounds: list[float] = []
+    for line, item, field_name in items:
+        number = isinstance(item, int | float) and not isinstance(item, bool)
+        if not number or not 0 < item < math.inf:
+            message = f"must be a positive number of seconds, got {type_name(item)}"
+            if number:
+                message = f"must be a positive number of seconds, got {item}"
+        elif bounds and item <= bounds[-1]:
+            message = f"must be larger than the bucket before it ({bounds[-1]:g}), got {item:g}"
+        else:
+            bounds.append(float(item))
+            continue
+        section.errors.append(LoadError(section.path, line, field_name, message))
+        return None
+    return tuple(bounds)
