@@ -4,7 +4,7 @@ Daemon-wide series are ordinary prometheus-client objects. Per-scenario series
 are not: a child object per label set costs kilobytes per scenario, so each
 scenario keeps a few counters in a ``RunStats`` and a scrape turns a snapshot
 of them into metric families. The snapshot is taken on the event loop (cheap
-copies); formatting the text can then happen off it.
+copies); the text is then written in pieces, the loop running between them.
 
 Two settings shape the per-scenario series (``metrics`` in config.yaml): the duration
 histogram's buckets, and whether every series carries SPEC §9's five labels or only
