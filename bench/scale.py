@@ -478,7 +478,7 @@ def id_label_rows(d: Daemon, label: str, size: Size, total: int) -> list[Row]:
             ok=len(body) <= 15e6 if judge else None,
             note=f"{len(body) / total:,.0f} B per scenario; restarted on the same state,"
             f" {size.warmup_s:.0f} s before: {ran} of {total} had run since (counts restart"
-            f" at 0, a digit or two shorter); scraped in {end - start:.2f} s",
+            f" at 0: a digit shorter); scraped in {end - start:.2f} s",
         ),
         promtool_row(body, label),
     ]
