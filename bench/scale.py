@@ -420,14 +420,7 @@ def scrape_rows(d: Daemon, label: str, size: Size, total: int) -> list[Row]:
             note=f"median of {len(times)}: {', '.join(f'{x:.3f}' for x in times)} s;"
             f" {ran} of {total} scenarios had run; lateness load still on",
         ),
-        Row(
-            f"/metrics size, {label}",
-            len(body) / 1e6,
-            "MB",
-            target="<= 15 MB at 10,000",
-            ok=len(body) <= 15e6 if judge else None,
-            note=f"uncompressed; {len(body) / total:,.0f} B per scenario",
-        ),
+        size_row(label, body, judge, f"uncompressed; {len(body) / total:,.0f} B per scenario"),
     ]
     lines = body.decode().splitlines()
     floor = sum(len(line) + 1 for line in lines if not _FINITE_BUCKET.match(line))
@@ -469,19 +462,24 @@ def id_label_rows(d: Daemon, label: str, size: Size, total: int) -> list[Row]:
     ran = sum(1 for count in _DURATION_COUNT.findall(text) if float(count))
     label = f"{label}, scenarioLabels: id"
     judge = size.judge and total >= 10000
-    return [
-        Row(
-            f"/metrics size, {label}",
-            len(body) / 1e6,
-            "MB",
-            target="<= 15 MB at 10,000",
-            ok=len(body) <= 15e6 if judge else None,
-            note=f"{len(body) / total:,.0f} B per scenario; restarted on the same state,"
-            f" {size.warmup_s:.0f} s before: {ran} of {total} had run since (counts restart"
-            f" at 0: a digit shorter); scraped in {end - start:.2f} s",
-        ),
-        promtool_row(body, label),
-    ]
+    note = (
+        f"{len(body) / total:,.0f} B per scenario; restarted on the same state,"
+        f" {size.warmup_s:.0f} s before: {ran} of {total} had run since (counts restart"
+        f" at 0: a digit shorter); scraped in {end - start:.2f} s"
+    )
+    return [size_row(label, body, judge, note), promtool_row(body, label)]
+
+
+def size_row(label: str, body: bytes, judge: bool, note: str) -> Row:
+    """The size of a scrape against its target (judged at 10,000 scenarios)."""
+    return Row(
+        f"/metrics size, {label}",
+        len(body) / 1e6,
+        "MB",
+        target="<= 15 MB at 10,000",
+        ok=len(body) <= 15e6 if judge else None,
+        note=note,
+    )
 
 
 def health_row(
