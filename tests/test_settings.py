@@ -262,6 +262,17 @@ def test_unset_secret_variable_leaves_the_secret_absent(tmp_path: Path) -> None:
             ],
         ),
         (
+            f"metrics: {{durationBuckets: [{10**400}]}}\n",
+            [
+                "1: metrics.durationBuckets[0]: must be at most 1000000000 seconds,"
+                " got 10000000000000000000…"
+            ],
+        ),
+        (
+            "metrics: {durationBuckets: [1.0e+300]}\n",
+            ["1: metrics.durationBuckets[0]: must be at most 1000000000 seconds, got 1e+300"],
+        ),
+        (
             "metrics: {durationBuckets: [true]}\n",
             ["1: metrics.durationBuckets[0]: must be a positive number of seconds, got a boolean"],
         ),
@@ -275,6 +286,10 @@ def test_unset_secret_variable_leaves_the_secret_absent(tmp_path: Path) -> None:
             ["2: yaml: did not find expected ',' or ']' (while parsing a flow sequence)"],
         ),
         ("state: a\nstate: b\n", ["2: yaml: duplicate key 'state'"]),
+        (
+            "watchIntervalSeconds: 2\nmetrics: {durationBuckets: [1" + "0" * 5000 + "]}\n",
+            ["2: yaml: integer of more than 4300 digits"],
+        ),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, expected: list[str]) -> None:

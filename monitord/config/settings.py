@@ -83,6 +83,7 @@ class ScenarioLabels(enum.Enum):
 
 
 MAX_DURATION_BUCKETS = 30
+MAX_BUCKET_S = 10**9  # about 31 years; a larger integer may not even convert to a float
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +453,9 @@ def _read_buckets(section: Section) -> tuple[float, ...] | None:
             message = f"must be a positive number of seconds, got {type_name(item)}"
             if number:
                 message = f"must be a positive number of seconds, got {item}"
+        elif item > MAX_BUCKET_S:
+            shown = str(item) if len(str(item)) <= 20 else f"{str(item)[:20]}…"
+            message = f"must be at most {MAX_BUCKET_S} seconds, got {shown}"
         elif bounds and item <= bounds[-1]:
             message = f"must be larger than the bucket before it ({bounds[-1]:g}), got {item:g}"
         else:
