@@ -547,6 +547,10 @@ def test_empty_files_hold_no_scenarios(text: str) -> None:
         ),
         ("[" * 10000 + "]" * 10000, ["1: yaml: document is nested too deeply"]),
         (
+            "scenarioName: x\nscenarioType: API\nmonitoringInterval: 1" + "0" * 5000 + "\n",
+            ["3: yaml: integer of more than 4300 digits"],
+        ),
+        (
             "1: x\nscenarioType: API\n",
             [
                 "1: scenarioName: missing required field",

@@ -9,6 +9,7 @@ loading; nothing keeps it afterwards.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import yaml
@@ -93,8 +94,22 @@ def _construct_list(loader: Any, node: Node) -> YamlList:
     return result
 
 
+def _construct_int(loader: Any, node: Node) -> int:
+    try:
+        value: int = _Base.construct_yaml_int(loader, node)
+    except ValueError:  # more digits than Python turns into an int (a hostile file)
+        raise ConstructorError(
+            None,
+            None,
+            f"integer of more than {sys.get_int_max_str_digits()} digits",
+            node.start_mark,
+        ) from None
+    return value
+
+
 _LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_list)
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def parse_yaml(text: str) -> Any:
