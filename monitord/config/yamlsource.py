@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -94,7 +94,7 @@ def _construct_list(loader: Any, node: Node) -> YamlList:
     return result
 
 
-def _construct_int(loader: Any, node: Node) -> int:
+def _construct_int(loader: Any, node: ScalarNode) -> int:
     try:
         value: int = _Base.construct_yaml_int(loader, node)
     except ValueError:  # more digits than Python turns into an int (a hostile file)
