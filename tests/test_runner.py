@@ -383,7 +383,7 @@ async def test_judging_on_the_loop_turns_an_unexpected_error_into_a_failure() ->
         validation = Validation(
             timeout_ms=1000, text=text(TextKind.JSON, ("$.a", Operator.EQ, "1"))
         )
-        not_bytes: Any = '{"a": 1}'  # parsing expects bytes: raises inside judging
+        not_bytes: Any = [b'{"a": 1}']  # parsing expects bytes: raises inside judging
         verdict = runner.judge_now(validation, Observation(body=not_bytes))
         runner.close()
     assert verdict is not None

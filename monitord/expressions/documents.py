@@ -9,10 +9,12 @@ an XXE body cannot read files and an entity bomb does not expand.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
 from typing import Any
 
+import orjson
 from lxml import etree, html
 
 from monitord.expressions.errors import DocumentError
@@ -39,6 +41,7 @@ def parse_document(kind: TextKind, body: bytes, charset: str | None) -> Any:
     return _parse_html(body, known_charset)
 
 
+@functools.lru_cache(maxsize=64)  # responses declare a handful of charsets, each looked up once
 def _known_charset(charset: str | None) -> str | None:
     if not charset:
         return None
@@ -61,7 +64,27 @@ def _detail(exc: BaseException) -> str:
     return message
 
 
+# Integers orjson reads as floats (beyond 64 bits) have at least this magnitude.
+_WIDE = 2.0**63
+# How deep a document orjson's reading is kept for; deeper ones go to the standard library,
+# whose limit (the recursion limit) then answers as before.
+_FAST_DEPTH = 200
+
+
 def _parse_json(body: bytes, charset: str | None) -> Any:
+    # orjson reads a small document in a quarter of the standard library's time, and a
+    # busy receiver reads one per payload. Its document is kept only where it must equal
+    # the standard library's: strict UTF-8 it accepts, no number it read as a float of
+    # 2**63 or more (an integer beyond 64 bits), nesting within _FAST_DEPTH. Everything
+    # else (other charsets, a BOM, lone surrogates, errors) is read as before.
+    if charset is None or charset == "utf-8":
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if _read_alike(document):
+                return document
     if _is_blank(body):
         raise DocumentError("body is empty")
     try:
@@ -75,6 +98,24 @@ def _parse_json(body: bytes, charset: str | None) -> Any:
         raise DocumentError("body is not valid JSON: nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
         raise DocumentError(f"body is not valid JSON: {_detail(exc)}") from exc
+
+
+def _read_alike(document: Any) -> bool:
+    """Whether the standard library reads the document orjson read the same way: no
+    float of 2**63 or more in magnitude, no nesting beyond ``_FAST_DEPTH``."""
+    pending: list[tuple[Any, int]] = [([document], 0)]
+    while pending:
+        container, depth = pending.pop()
+        for value in container.values() if type(container) is dict else container:
+            kind = type(value)
+            if kind is float:
+                if not -_WIDE < value < _WIDE:
+                    return False
+            elif kind is dict or kind is list:
+                if depth == _FAST_DEPTH:
+                    return False
+                pending.append((value, depth + 1))
+    return True
 
 
 def _xml_parser(charset: str | None) -> etree.XMLParser:
