@@ -44,7 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from monitord import jsonout
-from monitord.model import BatchPayload, FailureKind, Outcome, Result, ScenarioType
+from monitord.model import (
+    BatchPayload,
+    FailureKind,
+    Outcome,
+    Result,
+    ScenarioType,
+    utc_isoformat,
+)
 from monitord.tracker import ScenarioState, Status
 
 log = logging.getLogger(__name__)
@@ -480,9 +487,7 @@ def _sqlite_why(exc: sqlite3.Error) -> str:
 
 def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds: ``2026-11-23T10:00:00.123456Z``."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    text = moment.isoformat()  # as in model.format_timestamp
+    text = utc_isoformat(moment)
     return text[:26] + "Z" if moment.microsecond else text[:19] + ".000000Z"
 
 

@@ -743,3 +743,19 @@ def test_time_formats_match_isoformat_with_timespec(moment: datetime) -> None:
     iso = in_utc.isoformat(timespec="microseconds")[:-6]
     assert store_module.format_time(moment) == iso + "Z"
     assert format_timestamp(moment) == iso[:-3] + "Z"
+
+
+def test_kept_texts_follow_each_moment_not_its_memory_address() -> None:
+    # Moments made and dropped one after another often share an address: each must still
+    # be written as itself, past the number of texts kept, in any order of the two forms.
+    start = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+    for step in range(3000):
+        moment = start + timedelta(microseconds=step * 1001)
+        iso = moment.isoformat(timespec="microseconds")[:-6]
+        if step % 2:
+            assert format_timestamp(moment) == iso[:-3] + "Z"
+            assert store_module.format_time(moment) == iso + "Z"
+        else:
+            assert store_module.format_time(moment) == iso + "Z"
+            assert format_timestamp(moment) == iso[:-3] + "Z"
+        del moment
