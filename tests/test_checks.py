@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitord.checks import (
+    PASSED,
     check_avoiding,
     check_expression,
     check_status,
@@ -425,6 +426,8 @@ def test_probe_failure_is_the_verdict(failure: ProbeFailure) -> None:
 def test_success() -> None:
     observation = Observation(body=STATUS_BODY, status_code=200)
     assert judge(json_validation(), observation, budget_s=1) == Verdict(Outcome.SUCCESS)
+    # Passing judgements share one verdict object (frozen, so sharing is safe).
+    assert judge(json_validation(), observation, budget_s=1) is PASSED
 
 
 def test_suppression_beats_every_failure() -> None:

@@ -22,6 +22,7 @@ from monitord.model import FailureKind, Observation, Outcome, Validation, Verdic
 from monitord.values import render
 
 __all__ = [
+    "PASSED",
     "Mismatch",
     "check_avoiding",
     "check_byte",
@@ -38,6 +39,10 @@ __all__ = [
     "mismatch_of",
     "status_matches",
 ]
+
+
+# Every passing judgement is this same (immutable) verdict: no new object per run.
+PASSED = Verdict(Outcome.SUCCESS)
 
 
 def judge(validation: Validation, observation: Observation, *, budget_s: float) -> Verdict:
@@ -75,7 +80,7 @@ def judge(validation: Validation, observation: Observation, *, budget_s: float) 
             reasons.append(length)
     if reasons:
         return Verdict(Outcome.FAILURE, tuple(reasons), FailureKind.WRONG_ANSWER, unreadable)
-    return Verdict(Outcome.SUCCESS)
+    return PASSED
 
 
 def check_avoiding(avoiding_text: str | None, body: bytes, charset: str | None) -> str | None:
