@@ -134,6 +134,18 @@ def test_nesting_the_standard_library_cannot_read_is_refused_as_before() -> None
     assert reason(b"[" * 1000 + b"]" * 1000, None) == "body is not valid JSON: nested too deeply"
 
 
+def test_documents_with_many_containers_read_alike() -> None:
+    # More brackets than the fast path takes: the standard library reads it, the same way.
+    items = b",".join(b'{"id": %d, "tags": ["a", [%d]]}' % (n, n) for n in range(400))
+    body = b'{"items": [' + items + b'], "big": 12345678901234567890123}'
+    assert same(parse_document(J, body, None), standard(body))
+
+
+def test_digits_in_strings_and_long_fractions_read_alike() -> None:
+    body = b'{"id": "12345678901234567890123", "x": 0.12345678901234567890123, "y": 1e-400}'
+    assert same(parse_document(J, body, "utf-8"), standard(body))
+
+
 def test_moderate_nesting_reads() -> None:
     body = b"[" * 150 + b"1" + b"]" * 150
     document = parse_document(J, body, None)

@@ -64,27 +64,25 @@ def _detail(exc: BaseException) -> str:
     return message
 
 
-# Integers orjson reads as floats (beyond 64 bits) have at least this magnitude.
-_WIDE = 2.0**63
-# How deep a document orjson's reading is kept for; deeper ones go to the standard library,
-# whose limit (the recursion limit) then answers as before.
-_FAST_DEPTH = 200
+# orjson reads integers beyond 64 bits (19 digits or more) as floats, and the standard
+# library refuses nesting near Python's recursion limit (1,000): bodies that could hold
+# either are read by the standard library only.
+_DIGITS_AS_ONES = bytes(ord("1") if byte in b"0123456789" else ord("0") for byte in range(256))
+_LONG_DIGITS = b"1" * 19
+_FAST_CONTAINERS = 500
 
 
 def _parse_json(body: bytes, charset: str | None) -> Any:
     # orjson reads a small document in a quarter of the standard library's time, and a
-    # busy receiver reads one per payload. Its document is kept only where it must equal
-    # the standard library's: strict UTF-8 it accepts, no number it read as a float of
-    # 2**63 or more (an integer beyond 64 bits), nesting within _FAST_DEPTH. Everything
-    # else (other charsets, a BOM, lone surrogates, errors) is read as before.
-    if charset is None or charset == "utf-8":
+    # busy receiver reads one per payload. It is used where it must read what the
+    # standard library reads: strict UTF-8 it accepts, no run of 19 digits, at most
+    # _FAST_CONTAINERS brackets. Everything else (other charsets, a BOM, lone
+    # surrogates, errors and their messages) is read as before.
+    if (charset is None or charset == "utf-8") and _orjson_reads_alike(body):
         try:
-            document = orjson.loads(body)
+            return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-        else:
-            if _read_alike(document):
-                return document
     if _is_blank(body):
         raise DocumentError("body is empty")
     try:
@@ -100,22 +98,13 @@ def _parse_json(body: bytes, charset: str | None) -> Any:
         raise DocumentError(f"body is not valid JSON: {_detail(exc)}") from exc
 
 
-def _read_alike(document: Any) -> bool:
-    """Whether the standard library reads the document orjson read the same way: no
-    float of 2**63 or more in magnitude, no nesting beyond ``_FAST_DEPTH``."""
-    pending: list[tuple[Any, int]] = [([document], 0)]
-    while pending:
-        container, depth = pending.pop()
-        for value in container.values() if type(container) is dict else container:
-            kind = type(value)
-            if kind is float:
-                if not -_WIDE < value < _WIDE:
-                    return False
-            elif kind is dict or kind is list:
-                if depth == _FAST_DEPTH:
-                    return False
-                pending.append((value, depth + 1))
-    return True
+def _orjson_reads_alike(body: bytes) -> bool:
+    """Whether orjson, when it reads ``body``, reads what the standard library reads: no run
+    of 19 digits (an integer beyond 64 bits, which orjson reads as a float), and no more
+    containers than the standard library can nest."""
+    if body.count(b"[") + body.count(b"{") > _FAST_CONTAINERS:
+        return False
+    return _LONG_DIGITS not in body.translate(_DIGITS_AS_ONES)
 
 
 def _xml_parser(charset: str | None) -> etree.XMLParser:
