@@ -73,11 +73,12 @@ _FAST_CONTAINERS = 500
 
 
 def _parse_json(body: bytes, charset: str | None) -> Any:
-    # orjson reads a small document in a quarter of the standard library's time, and a
-    # busy receiver reads one per payload. It is used where it must read what the
-    # standard library reads: strict UTF-8 it accepts, no run of 19 digits, at most
-    # _FAST_CONTAINERS brackets. Everything else (other charsets, a BOM, lone
-    # surrogates, errors and their messages) is read as before.
+    # orjson parses in a quarter of json.loads' time (with the scans that guard it, this
+    # path takes 60 % of the standard library's), and a busy receiver reads a document
+    # per payload. It is used where it must read what the standard library reads: strict
+    # UTF-8 it accepts, no run of 19 digits, at most _FAST_CONTAINERS brackets. Everything
+    # else (other charsets, a BOM, lone surrogates, errors and their messages) is read as
+    # before.
     if (charset is None or charset == "utf-8") and _orjson_reads_alike(body):
         try:
             return orjson.loads(body)
