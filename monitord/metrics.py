@@ -37,6 +37,8 @@ DURATION_BUCKETS = (0.25, 1.0, 5.0)
 EVENT_OUTCOMES = ("queued", "delivered", "retried", "dead_lettered", "requeued")
 SCENARIO_LABELS = ("scenario_id", "scenario_name", "scenario_type", "app_key", "region")
 _OUTCOMES = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.SUPPRESSED)
+# Read once (see model.py): observed for every result.
+_SUCCESS_OUTCOME, _SUPPRESSED_OUTCOME = Outcome.SUCCESS, Outcome.SUPPRESSED
 
 
 class RunStats:
@@ -59,11 +61,11 @@ class RunStats:
         self.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
         self.duration_sum += seconds
         self.last_run_s = result.started_at.timestamp() + seconds
-        if result.outcome is not Outcome.SUPPRESSED:  # maintenance says nothing about up
-            self.up = int(result.outcome is Outcome.SUCCESS)
+        if result.outcome is not _SUPPRESSED_OUTCOME:  # maintenance says nothing about up
+            self.up = int(result.outcome is _SUCCESS_OUTCOME)
 
     def observe_payload(self, outcome: Outcome) -> None:
-        self.payloads[0 if outcome is Outcome.SUCCESS else 1] += 1
+        self.payloads[0 if outcome is _SUCCESS_OUTCOME else 1] += 1
 
 
 @dataclass(frozen=True, slots=True)

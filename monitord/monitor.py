@@ -82,6 +82,8 @@ class Receipt:
 RESULT_SAVE_PERIOD_S = 10.0
 # Missed and skipped runs: at most one log line of each per scenario in this window.
 SCHEDULE_LOG_WINDOW_S = 600.0
+# Members read once (see model.py): these are compared for every result and payload.
+_BATCH, _FAILURE = ScenarioType.BATCH, Outcome.FAILURE
 
 
 class Entry:
@@ -421,7 +423,7 @@ class Monitor:
         entry = self._entries.get(scenario_id)
         if entry is None or entry.scenario.app_key != app_key:
             raise UnknownScenarioError(scenario_id)
-        if entry.scenario.type is not ScenarioType.BATCH:
+        if entry.scenario.type is not _BATCH:
             raise NotBatchError(
                 f"scenario {scenario_id} is an {entry.scenario.type.value} scenario;"
                 " only BATCH scenarios receive payloads"
@@ -443,7 +445,7 @@ class Monitor:
         Raises ``UnknownScenarioError`` when the scenario is gone, and ``StoreError`` when
         the verdict could not be recorded (the job should send it again)."""
         entry = self._entries.get(scenario_id)
-        if entry is None or entry.scenario.type is not ScenarioType.BATCH:
+        if entry is None or entry.scenario.type is not _BATCH:
             raise UnknownScenarioError(scenario_id)
         scenario = entry.scenario
         # A deadline that passed before this payload came is a miss, recorded first
@@ -764,7 +766,7 @@ def _timestamp(moment: datetime | None) -> str | None:
 
 
 def _log_result(scenario: Scenario, result: Result) -> None:
-    failed = result.outcome is Outcome.FAILURE
+    failed = result.outcome is _FAILURE
     # A line per passing run is noise at scale (and about a tenth of the CPU): DEBUG.
     if not log.isEnabledFor(logging.WARNING if failed else logging.DEBUG):
         return

@@ -45,6 +45,8 @@ MAX_ECHOED_BYTES = 8 * 1024 * 1024
 # pk.serviceId is a stable UUID per appKey (UUIDv5 in this namespace).
 SERVICE_NAMESPACE = uuid.UUID("3c5b1f0e-8f4a-5d2e-a1b7-6d6f6e69746f")
 
+_SUCCESS = Outcome.SUCCESS  # read once (see model.py)
+
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(SINGLE_PATH, _single)
@@ -124,7 +126,7 @@ async def _judge(
         app_key,
         scenario_id,
         request_id=request_id,
-        status="success" if result.outcome is Outcome.SUCCESS else "failure",
+        status="success" if result.outcome is _SUCCESS else "failure",
         reasons=list(result.reasons),
     )
     problem = receipt.unreadable

@@ -157,11 +157,14 @@ def _judging_failed(exc: Exception) -> Verdict:
     )
 
 
+_JSON = TextKind.JSON  # read once (see model.py): _inline runs for every payload
+
+
 def _inline(text: TextValidation, observation: Observation) -> bool:
     """Whether the text checks are cheap and bounded enough for the event loop."""
     if observation.failure is not None:
         return True
-    if text.kind is not TextKind.JSON or len(observation.body) > INLINE_JUDGE_BYTES:
+    if text.kind is not _JSON or len(observation.body) > INLINE_JUDGE_BYTES:
         return False
     for check in text.checks:  # a loop, not any(): this runs for every payload
         source = check.expression.source

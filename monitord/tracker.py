@@ -50,21 +50,26 @@ class Transition:
     reasons: tuple[str, ...]
 
 
+# Members read once (see model.py): advance runs for every result.
+_SUCCESS, _SUPPRESSED = Outcome.SUCCESS, Outcome.SUPPRESSED
+_OK, _FAILING = Status.OK, Status.FAILING
+
+
 def advance(
     state: ScenarioState, result: Result, error_limit: int
 ) -> tuple[ScenarioState, Transition | None]:
     """The state after ``result``, and the transition it causes, if any."""
-    if result.outcome is Outcome.SUPPRESSED:
+    if result.outcome is _SUPPRESSED:
         return replace(state, last_result=result), None
-    if result.outcome is Outcome.SUCCESS:
-        recovered = state.status is Status.FAILING
-        after = ScenarioState(Status.OK, 0, None, None, result)
+    if result.outcome is _SUCCESS:
+        recovered = state.status is _FAILING
+        after = ScenarioState(_OK, 0, None, None, result)
         if not recovered:
             return after, None
         return after, _transition(Change.RECOVERED, state, result)
     failures = state.consecutive_failures + 1
     since = state.failing_since or result.started_at
-    if state.status is Status.FAILING:
+    if state.status is _FAILING:
         return replace(state, consecutive_failures=failures, last_result=result), None
     if failures > error_limit:
         kind = result.failure_kind or FailureKind.WRONG_ANSWER

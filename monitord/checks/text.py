@@ -25,6 +25,9 @@ from monitord.model import NUMERIC_OPERATORS, Operator, TextCheck, TextValidatio
 from monitord.values import as_number, as_text, render
 
 MAX_SHOWN_VALUES = 5
+# Members read once (see model.py): _mismatch runs for every selected value.
+_CONTAINS, _NOT_CONTAINS = Operator.CONTAINS, Operator.NOT_CONTAINS
+_EQ, _NE = Operator.EQ, Operator.NE
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +72,21 @@ def _mismatch(
     operator: Operator, value: Any, operand: str, wanted: Decimal | None
 ) -> Mismatch | None:
     """``mismatch_of`` with the operand already read as a number (``wanted``)."""
-    if operator is Operator.CONTAINS:
-        return None if operand in as_text(value) else Mismatch(value)
-    if operator is Operator.NOT_CONTAINS:
-        return Mismatch(value) if operand in as_text(value) else None
-    if operator is Operator.EQ or operator is Operator.NE:
+    if operator is _EQ or operator is _NE:
         if value == operand and isinstance(value, str):
             # The same text reads as the same number, or as no number: equal either way.
-            return None if operator is Operator.EQ else Mismatch(value)
+            return None if operator is _EQ else Mismatch(value)
         number = as_number(value)
         if number is not None and wanted is not None:
             equal = number == wanted
         else:
             equal = as_text(value) == operand
-        holds = equal if operator is Operator.EQ else not equal
+        holds = equal if operator is _EQ else not equal
         return None if holds else Mismatch(value)
+    if operator is _CONTAINS:
+        return None if operand in as_text(value) else Mismatch(value)
+    if operator is _NOT_CONTAINS:
+        return Mismatch(value) if operand in as_text(value) else None
     number = as_number(value)
     if number is None:
         return Mismatch(value, not_a_number=True)

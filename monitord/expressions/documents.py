@@ -24,6 +24,7 @@ _BOM = b"\xef\xbb\xbf"
 # lxml appends where the text came from, which says nothing to an operator.
 _LXML_ORIGIN = re.compile(r" \(<string>, line \d+\)$")
 _MAX_DETAIL = 300
+_JSON = TextKind.JSON  # read once (see model.py): a document is parsed per run and payload
 
 
 def parse_document(kind: TextKind, body: bytes, charset: str | None) -> Any:
@@ -34,7 +35,7 @@ def parse_document(kind: TextKind, body: bytes, charset: str | None) -> Any:
     Python does not know is ignored. Raises ``DocumentError``.
     """
     known_charset = _known_charset(charset)
-    if kind is TextKind.JSON:
+    if kind is _JSON:
         return _parse_json(body, known_charset)
     if kind is TextKind.XML:
         return _parse_xml(body, known_charset)
