@@ -25,14 +25,14 @@ from monitord import receiver, scenario_api
 from monitord.httpbase import (
     API,
     MAX_BODY_BYTES,
+    UNROUTED_PATH,
     Api,
-    Handler,
-    Refused,
     admin_authorised,
     admin_only,
-    error_for,
+    answering_errors,
     error_response,
     read_body,
+    unrouted,
 )
 from monitord.jsonout import json_response
 from monitord.metrics import PIECE_SCENARIOS, ScenarioSample
@@ -47,49 +47,25 @@ MAX_REQUEUE_IDS = 10_000
 
 
 def build_app(api: Api, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
-    app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[_json_errors(max_body_bytes)]
-    )
+    """The application. Every route's handler is wrapped by ``answering_errors`` rather
+    than by a middleware: aiohttp runs a middleware through two more coroutines per
+    request, 3 % of a receiver request's instructions."""
+    app = web.Application(client_max_size=max_body_bytes)
     app[API] = api
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/health", _health)
-    app.router.add_get("/api/v1/scenarios", _scenarios)
-    app.router.add_get("/api/v1/scenarios/{scenario_id}", _scenario)
-    app.router.add_post("/api/v1/scenarios/{scenario_id}/run", admin_only(_run_now))
-    app.router.add_post("/-/reload", admin_only(_reload))
-    app.router.add_get("/api/v1/events", admin_only(_events))
-    app.router.add_post("/api/v1/events/requeue", admin_only(_requeue))
-    app.router.add_get("/api/v1/openapi.json", _openapi)
-    receiver.add_routes(app)
-    scenario_api.add_routes(app)
+    answered = answering_errors(max_body_bytes)
+    app.router.add_get("/metrics", answered(_metrics))
+    app.router.add_get("/health", answered(_health))
+    app.router.add_get("/api/v1/scenarios", answered(_scenarios))
+    app.router.add_get("/api/v1/scenarios/{scenario_id}", answered(_scenario))
+    app.router.add_post("/api/v1/scenarios/{scenario_id}/run", answered(admin_only(_run_now)))
+    app.router.add_post("/-/reload", answered(admin_only(_reload)))
+    app.router.add_get("/api/v1/events", answered(admin_only(_events)))
+    app.router.add_post("/api/v1/events/requeue", answered(admin_only(_requeue)))
+    app.router.add_get("/api/v1/openapi.json", answered(_openapi))
+    receiver.add_routes(app, answered)
+    scenario_api.add_routes(app, answered)
+    app.router.add_route(hdrs.METH_ANY, UNROUTED_PATH, answered(unrouted))  # last
     return app
-
-
-def _json_errors(max_body_bytes: int) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        length = request.content_length
-        if length is not None and length > max_body_bytes:
-            return error_for(request, 413, f"request body larger than {max_body_bytes} bytes")
-        try:
-            return await handler(request)
-        except Refused as refused:
-            return refused.response(request.path)
-        except web.RequestPayloadError as exc:
-            return error_for(request, 400, f"the request body could not be read: {exc}")
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            headers = {k: v for k, v in exc.headers.items() if k in (hdrs.ALLOW,)}
-            return error_for(request, exc.status, exc.reason, **headers)
-        except StoreError as exc:
-            log.error("%s %s: %s", request.method, request.path, exc)
-            return error_for(request, 503, "the state store is unavailable; see the daemon log")
-        except Exception:  # a bug must not turn into a dropped connection
-            log.exception("%s %s failed", request.method, request.path)
-            return error_for(request, 500, "internal error; see the daemon log")
-
-    return middleware
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:

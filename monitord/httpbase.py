@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ from monitord.heartbeat import Heartbeat
 from monitord.jsonout import json_response
 from monitord.metrics import Metrics
 from monitord.monitor import Monitor, ReloadReport
+from monitord.store import StoreError
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 ADMIN_KEY_HEADER = "TOAST_PRODUCT_APPKEY"
@@ -48,6 +52,56 @@ def error_for(request: web.Request, status: int, message: str, **headers: str) -
     if uses_envelope(request.path):
         return envelope_error(status, message, headers=headers)
     return error_response(status, message, **headers)
+
+
+def answering_errors(max_body_bytes: int) -> Callable[[Handler], Handler]:
+    """A wrapper for every route's handler: whatever error the request meets is answered
+    in the format of its path, and a bug is a 500, never a dropped connection."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def answered(request: web.Request) -> web.StreamResponse:
+            length = request.content_length
+            if length is not None and length > max_body_bytes:
+                return error_for(request, 413, f"request body larger than {max_body_bytes} bytes")
+            try:
+                return await handler(request)
+            except Refused as refused:
+                return refused.response(request.path)
+            except web.RequestPayloadError as exc:
+                return error_for(request, 400, f"the request body could not be read: {exc}")
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                headers = {k: v for k, v in exc.headers.items() if k in (hdrs.ALLOW,)}
+                return error_for(request, exc.status, exc.reason, **headers)
+            except StoreError as exc:
+                log.error("%s %s: %s", request.method, request.path, exc)
+                return error_for(request, 503, "the state store is unavailable; see the daemon log")
+            except Exception:  # a bug must not turn into a dropped connection
+                log.exception("%s %s failed", request.method, request.path)
+                return error_for(request, 500, "internal error; see the daemon log")
+
+        return answered
+
+    return wrap
+
+
+# Added last, this route takes every request no other route takes, so that a wrong path
+# or method is answered like any other error (aiohttp's own answers are plain text).
+UNROUTED_PATH = "/{unrouted:.*}"
+
+
+async def unrouted(request: web.Request) -> web.StreamResponse:
+    """405 with ``Allow`` when another method of the path has a route, else 404."""
+    this = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not this:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
 
 
 def admin_only(handler: Handler) -> Handler:
@@ -89,7 +143,7 @@ def _bytes(text: str) -> bytes:
 
 
 class Refused(Exception):
-    """An answer other than success, raised from anywhere in a handler; the middleware
+    """An answer other than success, raised from anywhere in a handler; ``answering_errors``
     renders it in the format of the path (``code`` and ``body`` go into the envelope)."""
 
     def __init__(

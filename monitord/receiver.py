@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,7 @@ from monitord.envelope import (
     envelope,
     envelope_error,
 )
-from monitord.httpbase import API, read_body, require_json, strict_json
+from monitord.httpbase import API, Handler, read_body, require_json, strict_json
 from monitord.model import Outcome, format_timestamp
 from monitord.monitor import Monitor, NotBatchError, UnknownScenarioError
 
@@ -48,9 +49,9 @@ SERVICE_NAMESPACE = uuid.UUID("3c5b1f0e-8f4a-5d2e-a1b7-6d6f6e69746f")
 _SUCCESS = Outcome.SUCCESS  # read once (see model.py)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post(SINGLE_PATH, _single)
-    app.router.add_post(MULTI_PATH, _multi)
+def add_routes(app: web.Application, answered: Callable[[Handler], Handler]) -> None:
+    app.router.add_post(SINGLE_PATH, answered(_single))
+    app.router.add_post(MULTI_PATH, answered(_multi))
 
 
 @functools.lru_cache(maxsize=1024)  # every answer names it; the keys in use are few

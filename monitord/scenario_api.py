@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,18 +70,18 @@ _OWN_FIELDS = ("scenarioId", "appKey")
 LOCK = web.AppKey("scenario management lock", asyncio.Lock)
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, answered: Callable[[Handler], Handler]) -> None:
     app[LOCK] = asyncio.Lock()
-    app.router.add_get(LIST_PATH, admin_only(_list))
-    app.router.add_post(LIST_PATH, admin_only(_create))
-    app.router.add_get(ONE_PATH, admin_only(_read))
-    app.router.add_post(ONE_PATH, admin_only(_modify))
-    app.router.add_delete(ONE_PATH, admin_only(_delete))
+    app.router.add_get(LIST_PATH, answered(admin_only(_list)))
+    app.router.add_post(LIST_PATH, answered(admin_only(_create)))
+    app.router.add_get(ONE_PATH, answered(admin_only(_read)))
+    app.router.add_post(ONE_PATH, answered(admin_only(_modify)))
+    app.router.add_delete(ONE_PATH, answered(admin_only(_delete)))
 
 
 def _guarded(handler: Handler) -> Handler:
     """Answers ``ScenarioFileError`` with 409 in the envelope (``Refused`` is answered by
-    the API's middleware)."""
+    ``answering_errors``)."""
 
     async def run(request: web.Request) -> web.StreamResponse:
         try:

@@ -1027,6 +1027,24 @@ async def test_declared_bodies_over_the_cap_are_413_json(
         await assert_still_serving(app)
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/nope"), ("PUT", "/health")])
+async def test_unrouted_requests_get_the_body_cap_and_json_errors_too(
+    app: App, method: str, path: str
+) -> None:
+    """Requests no route takes go through the same error answers: a declared body over
+    the cap is 413 before the path's 404 or the method's 405."""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_BODY_BYTES + 1}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = await raw_exchange(app.address, head)
+    assert answer.status == 413
+    check_json_error(413, answer.body)
+    async with app.client.request(method, path, data=b"{}") as response:
+        await assert_json_error(response, 404 if path == "/nope" else 405)
+    await assert_still_serving(app)
+
+
 async def test_a_chunked_2_mib_body_on_reload_is_not_a_server_error(app: App) -> None:
     app.write("one.yaml", batch_yaml("one"))
 
