@@ -141,6 +141,21 @@ def test_documents_with_many_containers_read_alike() -> None:
     assert same(parse_document(J, body, None), standard(body))
 
 
+def test_bodies_too_short_to_nest_past_the_limit_read_alike() -> None:
+    # Up to 1,000 bytes a document nests at most 500 deep, so its brackets are not
+    # counted: the deepest such document, and brackets in a string, read as before.
+    deepest = b"[" * 500 + b"]" * 500
+    document, expected = parse_document(J, deepest, None), standard(deepest)
+    for _ in range(499):  # walked, not compared: a recursive comparison would be as deep
+        (document,), (expected,) = document, expected
+    assert document == expected == []
+    in_text = b'["' + b"[{" * 498 + b'"]'
+    assert len(in_text) == 1000
+    assert same(parse_document(J, in_text, "utf-8"), standard(in_text))
+    unclosed = b"[" * 1000
+    assert reason(unclosed, None) == reason(b"[" * 1001, None)
+
+
 def test_digits_in_strings_and_long_fractions_read_alike() -> None:
     body = b'{"id": "12345678901234567890123", "x": 0.12345678901234567890123, "y": 1e-400}'
     assert same(parse_document(J, body, "utf-8"), standard(body))

@@ -76,7 +76,7 @@ def _mismatch(
         if value == operand and isinstance(value, str):
             # The same text reads as the same number, or as no number: equal either way.
             return None if operator is _EQ else Mismatch(value)
-        number = as_number(value)
+        number = _as_number(value)
         if number is not None and wanted is not None:
             equal = number == wanted
         else:
@@ -87,7 +87,7 @@ def _mismatch(
         return None if operand in as_text(value) else Mismatch(value)
     if operator is _NOT_CONTAINS:
         return Mismatch(value) if operand in as_text(value) else None
-    number = as_number(value)
+    number = _as_number(value)
     if number is None:
         return Mismatch(value, not_a_number=True)
     if wanted is None:
@@ -95,7 +95,13 @@ def _mismatch(
     return None if _ORDERED[operator](number, wanted) else Mismatch(value)
 
 
-_ORDERED: dict[Operator, Callable[[Decimal, Decimal], bool]] = {
+def _as_number(value: Any) -> Decimal | int | None:
+    """``as_number``, with an int as itself: it compares with a Decimal exactly, and most
+    numbers in JSON documents are ints."""
+    return value if type(value) is int else as_number(value)
+
+
+_ORDERED: dict[Operator, Callable[[Decimal | int, Decimal], bool]] = {
     Operator.GT: gt,
     Operator.GTE: ge,
     Operator.LT: lt,
@@ -145,11 +151,12 @@ def check_expression(check: TextCheck, document: Any, *, budget_s: float) -> str
         return f"{_label(check)}: {exc}"
     if not values:
         return f"{_label(check)}: matched nothing"
-    mismatches = [
-        mismatch
-        for value in values
-        if (mismatch := _mismatch(check.operator, value, check.operand, wanted)) is not None
-    ]
+    mismatches = []
+    operator, operand = check.operator, check.operand
+    for value in values:  # a loop, not a comprehension (a call of its own): runs per check
+        mismatch = _mismatch(operator, value, operand, wanted)
+        if mismatch is not None:
+            mismatches.append(mismatch)
     if not mismatches:
         return None
     return f"{_label(check)}: got {_describe(mismatches)}"

@@ -34,7 +34,7 @@ def parse_document(kind: TextKind, body: bytes, charset: str | None) -> Any:
     and overrides the encoding an XML body declares (RFC 7303); a charset
     Python does not know is ignored. Raises ``DocumentError``.
     """
-    known_charset = _known_charset(charset)
+    known_charset = None if charset is None else _known_charset(charset)
     if kind is _JSON:
         return _parse_json(body, known_charset)
     if kind is TextKind.XML:
@@ -104,7 +104,9 @@ def _orjson_reads_alike(body: bytes) -> bool:
     """Whether orjson, when it reads ``body``, reads what the standard library reads: no run
     of 19 digits (an integer beyond 64 bits, which orjson reads as a float), and no more
     containers than the standard library can nest."""
-    if body.count(b"[") + body.count(b"{") > _FAST_CONTAINERS:
+    # A document nests at most half its length deep (each level opens and closes), so
+    # only longer bodies need their brackets counted.
+    if len(body) > 2 * _FAST_CONTAINERS and body.count(b"[") + body.count(b"{") > _FAST_CONTAINERS:
         return False
     return _LONG_DIGITS not in body.translate(_DIGITS_AS_ONES)
 
