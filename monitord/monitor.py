@@ -45,6 +45,7 @@ from monitord.model import (
     Scenario,
     ScenarioType,
     format_timestamp,
+    slot_init,
 )
 from monitord.runner import Runner
 from monitord.scheduler import Scheduler
@@ -68,6 +69,7 @@ class NotBatchError(LookupError):
     """A payload was posted for a scenario that is not a BATCH scenario."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """A payload judged and recorded: the result, and why the payload did not parse as

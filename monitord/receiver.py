@@ -33,7 +33,7 @@ from monitord.envelope import (
     envelope_error,
 )
 from monitord.httpbase import API, Handler, read_body, require_json, strict_json
-from monitord.model import Outcome, format_timestamp
+from monitord.model import Outcome, format_timestamp, slot_init
 from monitord.monitor import Monitor, NotBatchError, UnknownScenarioError
 
 SINGLE_PATH = "/v1.0/monitoring/batchmon/appkey/{app_key}/scenarios/{scenario_id}"
@@ -61,6 +61,7 @@ def service_id(app_key: str) -> str:
     return str(uuid.uuid5(SERVICE_NAMESPACE, name))
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class _Delivery:
     """What one request delivers: the payload, who sent it and when."""

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from monitord.model import FailureKind, Outcome, Result
+from monitord.model import FailureKind, Outcome, Result, slot_init
 
 
 class Status(enum.StrEnum):
@@ -27,6 +27,7 @@ class Change(enum.StrEnum):
     RECOVERED = "recovered"  # a success after failing: the event closes
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ScenarioState:
     status: Status = Status.UNKNOWN
