@@ -124,10 +124,13 @@ def free_port() -> int:
         return port
 
 
-def python_process(code: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    """A Python subprocess running ``code`` (stdout piped, text)."""
+def python_process(
+    code: str, *args: str, prefix: Sequence[str] = (), **kwargs: Any
+) -> subprocess.Popen[str]:
+    """A Python subprocess running ``code`` (stdout piped, text), started through
+    ``prefix`` (such as ``valgrind``) when given."""
     return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", code, *args],
+        [*prefix, sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -236,6 +239,8 @@ class Daemon:
     workdir: Path
     extra_config: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    prefix: Sequence[str] = ()  # a command the daemon is started through (``valgrind``)
+    ready_timeout_s: float = 120.0
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     notify: socket.socket | None = None
@@ -254,7 +259,7 @@ class Daemon:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, timeout_s: float = 120) -> float:
+    def start(self, timeout_s: float | None = None) -> float:
         """Start the daemon; return the seconds from spawn to READY=1."""
         self.scenarios.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -276,15 +281,15 @@ class Daemon:
         env.pop("WATCHDOG_USEC", None)
         log = (self.workdir / "monitord.log").open("wb")
         self.started_at = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitord", "run", "--config", "config.yaml"],
+        self.process = subprocess.Popen(  # noqa: S603 (our own command, and the prefix given)
+            [*self.prefix, sys.executable, "-m", "monitord", "run", "--config", "config.yaml"],
             cwd=self.workdir,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        self.wait_for(b"READY=1", timeout_s)
+        self.wait_for(b"READY=1", self.ready_timeout_s if timeout_s is None else timeout_s)
         return time.perf_counter() - self.started_at
 
     def wait_for(self, message: bytes, timeout_s: float) -> float:

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -452,13 +453,17 @@ def ceiling_main(kind: str) -> None:
 class _Ceiling:
     """A ceiling's server (``bare`` or ``least``) in a process of its own."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, prefix: Sequence[str] = ()) -> None:
         self.kind = kind
+        self.prefix = prefix
 
     def __enter__(self) -> _Ceiling:
         self.process = python_process(
             f"from bench.receiver import ceiling_main; ceiling_main({self.kind!r})",
+            prefix=self.prefix,
             stdin=subprocess.PIPE,
+            # valgrind's own messages would fill the terminal: a prefix runs quietly.
+            stderr=subprocess.DEVNULL if self.prefix else None,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -71,3 +71,31 @@ def test_a_bracketed_ceiling_is_the_mean_of_both_sides() -> None:
     failed = Loop(None, None, None, None, 0, "bare loop failed: boom")
     assert bracketed(before, failed) is before
     assert bracketed(failed, after) is after
+
+
+def test_instruction_counts_read_the_dump_total() -> None:
+    from bench.instructions import dump_total
+
+    dump = (
+        b"version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 123\n\ntotals: 2523478184\n"
+    )
+    assert dump_total(dump) == 2523478184
+    with pytest.raises(ValueError, match="totals"):
+        dump_total(b"version: 1\nevents: Ir\n")
+
+
+def test_instruction_counts_say_what_is_missing_without_valgrind(tmp_path: Path) -> None:
+    # A PATH holding only Python: no valgrind, so a clear message and exit 2, no server.
+    (tmp_path / "python").symlink_to(sys.executable)
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "bare", "--seconds", "1"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2, finished.stderr
+    assert "needs valgrind and callgrind_control" in finished.stderr
+    assert finished.stdout == ""
